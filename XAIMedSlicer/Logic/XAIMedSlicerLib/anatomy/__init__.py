@@ -1,0 +1,1 @@
+"""Anatomy: label maps, structure names and per-structure attribution statistics."""

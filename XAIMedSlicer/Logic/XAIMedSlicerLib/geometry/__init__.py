@@ -1,0 +1,1 @@
+"""Geometry: the Volume type, the one LPS/RAS conversion, physical-space resampling."""

@@ -1,0 +1,1 @@
+"""Reading and writing volumes (NIfTI, NRRD, DICOM series) and atomic file output."""

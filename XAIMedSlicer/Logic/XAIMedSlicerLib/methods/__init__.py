@@ -1,0 +1,8 @@
+"""Attribution methods: one file each, behind one registry with one signature.
+
+``get_method(name)(model, x, target, **params) -> Attribution``. Importing this package registers
+every built-in method.
+"""
+
+from .registry import Attribution, MethodSpec, available_methods, get_method, register  # noqa: F401
+from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration side effects)

@@ -1,0 +1,75 @@
+"""Real MRML scenes (slicer-core, headless or inside 3D Slicer) for an explanation.
+
+Everything here works on a real ``vtkMRMLScene``; nothing is mocked. Geometry travels only through
+``Volume.ijk_to_ras()`` / ``Volume.from_ras_affine`` (LPS/RAS lives in ``geometry.frames``).
+The user's own nodes are never modified: every derived result (absolute value, masked copy, labelmap
+for outlines) is a new node with a unique name, and re-running adds new nodes beside earlier ones.
+
+Public API (import from ``XAIMedSlicerLib.scene``)
+--------------------------------------------------
+
+Scene and files (``app.py``, ``mrb.py``)
+    ``SlicerScene``: the scene plus the logics that must stay alive (``.scene``, ``.app_logic``,
+    ``.volumes_logic``, ``.segmentations_logic``, ``.volume_rendering_logic``, ``.color_logic``,
+    ``.slice_logics`` = {"Red": axial, "Yellow": sagittal, "Green": coronal}).
+    ``create_scene() -> SlicerScene``: a new headless scene with those logics; sets ``slicer.mrmlScene``
+    so that ``slicer.util`` helpers work.
+    ``current_scene() -> SlicerScene``: inside 3D Slicer, wraps ``slicer.mrmlScene`` and the application's
+    logics; headless, creates a scene.
+    ``save_mrb(scene, path) -> Path``: atomic (temporary file, then rename); ``scene`` is a SlicerScene or
+    a vtkMRMLScene.  ``load_mrb(path) -> SlicerScene``.
+
+Volumes (``volumes.py``)
+    ``add_volume(ss, volume, name, *, label_map=False, attributes=None)`` -> new
+    vtkMRMLScalarVolumeNode (or LabelMapVolumeNode) with IJKToRAS = ``volume.ijk_to_ras()``.
+    ``volume_from_node(node) -> Volume`` (exact geometry).  ``unique_node_name(scene, base) -> str``.
+
+Colour maps (``colormaps.py``)
+    ``sequential_color_node(scene)`` (inferno, 256 entries), ``diverging_color_node(scene)``
+    (blue-white-red, 256 entries), ``color_node_for(scene, signed)``: vtkMRMLColorTableNodes that are
+    saved in the .mrb.  ``add_color_legend(ss, volume_node, title) -> vtkMRMLColorLegendDisplayNode``.
+
+Overlay (``overlay.py``, ``masking.py``)
+    ``add_attribution_node(ss, attribution, *, signed, name, provenance=None)`` -> volume node with its
+    display node set up (colour map, window/level from the data, symmetric when signed).
+    ``set_colormap(node, color_node_or_kind)``, ``set_threshold(node, lower, upper=None)``
+    (``None`` = off), ``set_opacity(ss, opacity)`` (foreground opacity of every slice view),
+    ``show_in_slice_views(ss, background, foreground, opacity, label=None)``.
+    ``absolute_value_node(ss, node) -> new node`` holding |map| (sequential colour map).
+    ``mask_to_segments(ss, node, segmentation_node, segment_ids) -> new node`` zero outside the segments.
+
+Segmentation and terminology (``segmentation.py``, ``colortables.py``, ``terminology.py``)
+    ``read_color_table(path) -> {label: (name, (r, g, b) 0..1)}`` (MeshNet colormap.json, FreeSurfer LUT).
+    ``add_segmentation(ss, labels, names, *, colors=None, reference_node=None, name=...)`` -> new
+    vtkMRMLSegmentationNode, one segment per present label (tag ``XAIMed.label``), SNOMED CT terminology,
+    reference geometry from ``reference_node``, closed surfaces for 3D.
+    ``segment_id_for_label(segmentation_node, label) -> str | None``.
+    ``terminology_entry(name) -> dict`` (SNOMED CT codes of a structure name).
+
+Table and provenance (``table.py``, ``provenance.py``)
+    ``add_structure_table(scene, rows, name) -> vtkMRMLTableNode`` (columns
+    ``anatomy.stats.STRUCTURE_COLUMNS``, sorted by share).  ``table_rows(node) -> list[dict]``.
+    ``set_provenance(node, provenance)`` / ``get_provenance(node) -> dict`` (attributes ``XAIMed.*``).
+
+One call (``build.py``)
+    ``SceneBundle``: ``ss`` (SlicerScene), ``image_node``, ``attribution_node``, ``color_node``,
+    ``legend_node``, ``segmentation_node``, ``labelmap_node`` (segment outlines in slice views),
+    ``table_node``, ``run_name``.
+    ``build_scene(explanation, *, ss=None, image_node=None, name=None) -> SceneBundle``; with
+    ``image_node`` (the user's loaded scan) the scan is referenced, not copied or changed.
+
+Interaction for the Slicer module (``interaction.py``, ``volume_rendering.py``)
+    ``center_on_structure(bundle, row_or_label) -> ras``: all slice views centred on the structure's
+    attribution peak, the segment highlighted.  ``center_slice_views(ss, ras)``.
+    ``highlight_segment(bundle, segment_id)`` / ``clear_highlight(bundle)``.
+    ``row_for_segment(bundle, segment_id) -> int | None`` and ``segment_for_row(bundle, row) -> str``.
+    ``add_volume_rendering(bundle) -> vtkMRMLVolumeRenderingDisplayNode`` (follows the slice colour map)
+    and segment closed surfaces shown in 3D.
+
+Rendering (``render.py``, ``render3d.py``)
+    ``render_views(bundle, out_dir, opacity=0.5, center_ras=None) -> {"axial"|"coronal"|"sagittal": Path}``
+    writes ``overlay_axial.png``, ``overlay_coronal.png``, ``overlay_sagittal.png`` atomically (MRML
+    slice logic: scan background, overlay foreground, segment outlines), centred on the peak by default.
+    ``render_3d(bundle, path, size=(800, 600)) -> Path``: offscreen 3D screenshot (volume rendering and
+    segment surfaces).
+"""

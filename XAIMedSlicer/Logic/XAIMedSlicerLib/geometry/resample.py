@@ -15,7 +15,9 @@ _INTERPOLATORS = {
 }
 
 
-def resample_to(source: Volume, reference: Volume, interpolation: str = "linear", default: float = 0.0) -> Volume:
+def resample_to(
+    source: Volume, reference: Volume, interpolation: str = "linear", default: float = 0.0
+) -> Volume:
     """Resample ``source`` onto the grid of ``reference`` in physical (LPS) space.
 
     ``interpolation`` is ``nearest`` (label maps) or ``linear`` (intensities, attributions).
@@ -23,9 +25,13 @@ def resample_to(source: Volume, reference: Volume, interpolation: str = "linear"
     """
     if source.same_grid(reference, tol=1e-6):
         return reference.with_array(source.array.copy())
-    src = to_sitk(source.with_array(source.array.astype(np.float32)) if interpolation != "nearest" else source)
+    src = to_sitk(
+        source.with_array(source.array.astype(np.float32)) if interpolation != "nearest" else source
+    )
     ref = to_sitk(reference.with_array(np.zeros(reference.array.shape, dtype=np.uint8)))
-    out = sitk.Resample(src, ref, sitk.Transform(), _INTERPOLATORS[interpolation], float(default), src.GetPixelID())
+    out = sitk.Resample(
+        src, ref, sitk.Transform(), _INTERPOLATORS[interpolation], float(default), src.GetPixelID()
+    )
     return from_sitk(out)
 
 

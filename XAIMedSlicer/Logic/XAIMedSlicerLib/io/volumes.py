@@ -25,7 +25,9 @@ def read_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False) -> Vo
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reader error"
-        raise XAIError(f"cannot read {path} as an image ({first[:160]})", "give a NIfTI, NRRD or DICOM series") from None
+        raise XAIError(
+            f"cannot read {path} as an image ({first[:160]})", "give a NIfTI, NRRD or DICOM series"
+        ) from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise XAIError(
             f"{path.name} has {image.GetNumberOfComponentsPerPixel()} components per voxel",
@@ -55,7 +57,9 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
-        raise XAIError(f"no DICOM series found in folder {folder}", "point to a folder holding one DICOM series")
+        raise XAIError(
+            f"no DICOM series found in folder {folder}", "point to a folder holding one DICOM series"
+        )
     # the series with the most files is the scan
     files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
     reader.SetFileNames(files)

@@ -25,7 +25,9 @@ def default_layer(model: nn.Module) -> str:
         return "conv:-1"
     names = [name for name, mod in model.named_modules() if isinstance(mod, (nn.Conv3d, nn.Conv2d))]
     if not names:
-        raise XAIError("the network has no convolution layer for Grad-CAM", "choose a gradient method such as ig")
+        raise XAIError(
+            "the network has no convolution layer for Grad-CAM", "choose a gradient method such as ig"
+        )
     return names[-1]
 
 
@@ -39,7 +41,9 @@ def resolve_module(model: nn.Module, layer: str) -> nn.Module:
     raise XAIError(f"layer '{layer}' not found in the network", f"use a module name such as {hint}")
 
 
-def forward_with_activation(model: nn.Module, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_with_activation(
+    model: nn.Module, x: torch.Tensor, layer: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model(x)`` and return ``(output, activation of layer)``; both stay in the autograd graph."""
     if is_torchscript(model):
         return _script_forward(model, x, layer)
@@ -75,7 +79,9 @@ def _script_forward(model: torch.jit.ScriptModule, x: torch.Tensor, layer: str):
     try:
         node = convs[index]
     except IndexError:
-        raise XAIError(f"TorchScript layer {layer} out of range", f"the model has {len(convs)} convolutions") from None
+        raise XAIError(
+            f"TorchScript layer {layer} out of range", f"the model has {len(convs)} convolutions"
+        ) from None
     out = next(iter(graph.outputs()))
     act = node.output()
     pair = graph.create("prim::TupleConstruct", [out, act])

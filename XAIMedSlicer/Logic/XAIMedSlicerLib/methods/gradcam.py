@@ -18,7 +18,8 @@ def upsample_to(cam: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
 def layer_activation_and_grad(model, x, target, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Activation of ``layer`` and the gradient of the target score with respect to it."""
     with torch.enable_grad():
-        output, act = forward_with_activation(model, x, layer)
+        # the input carries the graph, so frozen weights still give layer gradients
+        output, act = forward_with_activation(model, x.detach().requires_grad_(True), layer)
         score = target(output).sum()
         (grad,) = torch.autograd.grad(score, act)
     return act.detach(), grad.detach()

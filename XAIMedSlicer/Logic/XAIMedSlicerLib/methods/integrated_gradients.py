@@ -47,7 +47,9 @@ def path_gradients(model, x, baseline, target, alphas, weights, batch_size, prog
     return total
 
 
-@register("ig", signed=True, description="Integrated Gradients with Gauss-Legendre quadrature, batched over steps")
+@register(
+    "ig", signed=True, description="Integrated Gradients with Gauss-Legendre quadrature, batched over steps"
+)
 def integrated_gradients(
     model,
     x: torch.Tensor,

@@ -66,7 +66,9 @@ def get_method(name: str) -> MethodSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise XAIError(f"unknown attribution method '{name}'", f"choose one of {', '.join(sorted(_REGISTRY))}") from None
+        raise XAIError(
+            f"unknown attribution method '{name}'", f"choose one of {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def available_methods() -> list[str]:

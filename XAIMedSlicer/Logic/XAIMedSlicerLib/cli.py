@@ -1,0 +1,173 @@
+"""The ``xaimed`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .errors import XAIError
+
+
+def _progress_bar(desc: str):
+    """A tqdm bar driven by ``progress(fraction, message)`` callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=100,
+        desc=desc,
+        unit="%",
+        leave=False,
+        disable=not sys.stderr.isatty() and os.environ.get("XAIMED_PROGRESS") != "1",
+    )
+
+    def update(fraction: float, message: str) -> None:
+        bar.set_postfix_str(message[:40])
+        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .anatomy.table import format_table
+    from .explain import explain
+    from .export import write_explanation
+    from .io.outputs import OutputDir
+
+    out = OutputDir(args.out, force=args.force)
+    try:
+        bar, update = _progress_bar(f"xaimed {args.method}")
+        params = {}
+        if args.steps:
+            params["steps"] = args.steps
+        if args.layer:
+            params["layer"] = args.layer
+        target = None if args.target in (None, "predicted") else args.target
+        with bar:
+            expl = explain(
+                args.image,
+                args.model,
+                args.method,
+                target,
+                labels=args.labels,
+                label_names=args.label_names,
+                region=args.region,
+                mask=args.mask,
+                box=args.box,
+                point=args.point,
+                device=args.device,
+                seed=args.seed,
+                method_params=params,
+                progress=update,
+            )
+            update(1.0, "writing outputs")
+            write_explanation(expl, out.staging, opacity=args.opacity)
+        out.commit()
+    except BaseException:
+        out.abort()
+        raise
+    pred = expl.prediction
+    if pred["task"] == "classification":
+        probs = ", ".join(
+            f"{c}: {p:.3f}" for c, p in zip(pred["classes"], pred["probabilities"], strict=False)
+        )
+        print(f"prediction: {pred['predicted_class']} ({probs})")
+    print(f"target: {expl.target}")
+    print("attribution peak (RAS mm): " + ", ".join(f"{v:.2f}" for v in expl.peak_ras()))
+    if expl.structures:
+        print(format_table(expl.structures))
+    print(f"wrote {out.target}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import run_demo
+
+    run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
+    return 0
+
+
+def cmd_methods(_args: argparse.Namespace) -> int:
+    from .methods import available_methods, get_method
+
+    for name in available_methods():
+        spec = get_method(name)
+        kind = "signed" if spec.signed else "unsigned"
+        print(
+            f"{name:16s} {kind:9s} {spec.description}"
+            + (f"  [warning: {spec.warning}]" if spec.warning else "")
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xaimed", description="Explain MONAI 3D networks on CT and MRI volumes."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("explain", help="explain one prediction on one scan")
+    ex.add_argument("--image", required=True, help="NIfTI, NRRD or DICOM series folder")
+    ex.add_argument(
+        "--model", required=True, help="model card (.json), MONAI bundle folder or TorchScript file"
+    )
+    ex.add_argument("--method", default="gradcam", help="attribution method (see `xaimed methods`)")
+    ex.add_argument("--target", default=None, help="class name or index (default: the predicted class)")
+    ex.add_argument("--labels", help="label map of anatomical structures")
+    ex.add_argument("--label-names", help="JSON or colour table naming the labels")
+    ex.add_argument("--region", default="predicted", choices=["predicted", "mask", "box", "point"])
+    ex.add_argument("--mask", help="region mask for segmentation targets")
+    ex.add_argument("--box", type=float, nargs=6, metavar=("R0", "A0", "S0", "R1", "A1", "S1"))
+    ex.add_argument("--point", type=float, nargs=3, metavar=("R", "A", "S"))
+    ex.add_argument("--steps", type=int, help="path points (IG) or samples")
+    ex.add_argument("--layer", help="layer for Grad-CAM")
+    ex.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--opacity", type=float, default=0.5)
+    ex.add_argument("--out", required=True, help="output folder")
+    ex.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    ex.set_defaults(func=cmd_explain)
+
+    demo = sub.add_parser("demo", help="explain a synthetic lesion in the MNI152 template (no download)")
+    demo.add_argument("--out", default="xaimed-demo")
+    demo.add_argument("--seed", type=int, default=None, help="case seed (default: a fresh one)")
+    demo.add_argument("--method", default="gradcam")
+    demo.add_argument("--force", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    methods = sub.add_parser("methods", help="list the attribution methods")
+    methods.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors, exit code 2 on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        return args.func(args)
+    except XAIError as err:
+        print(f"xaimed: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xaimed: interrupted; no output written", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"xaimed: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if args.debug:
+            print(f"[{time.perf_counter() - start:.1f} s]", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

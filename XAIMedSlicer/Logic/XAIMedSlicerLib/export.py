@@ -1,0 +1,42 @@
+"""Write an Explanation to a folder: map, tables, pictures, Slicer scene, provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .anatomy.table import write_structures
+from .explanation import Explanation
+from .io.atomic import write_json
+from .io.volumes import write_volume
+
+
+def write_explanation(
+    explanation: Explanation, folder: Path, *, opacity: float = 0.5, scene: bool = True
+) -> list[Path]:
+    """Write every output of one explanation into ``folder`` and return the paths.
+
+    ``attribution.nrrd`` (float32, on the input grid), ``structures.csv``/``.json`` when labels
+    were given, the three ``overlay_*.png`` views, ``scene.mrb`` and ``provenance.json``.
+    """
+    folder = Path(folder)
+    attribution = explanation.attribution.with_array(explanation.attribution.array.astype(np.float32))
+    paths = [write_volume(attribution, folder / "attribution.nrrd")]
+    if explanation.labels is not None:
+        paths += write_structures(explanation.structures, folder)
+    if scene:
+        from .scene import build_scene, render_views, save_mrb
+
+        bundle = build_scene(explanation)
+        paths += list(render_views(bundle, folder, opacity=opacity).values())
+        paths.append(save_mrb(bundle.ss, folder / "scene.mrb"))
+    record = {
+        **explanation.provenance,
+        "prediction": explanation.prediction,
+        "signed": explanation.signed,
+        "attribution_peak_ras": explanation.peak_ras(),
+    }
+    write_json(folder / "provenance.json", record)
+    paths.append(folder / "provenance.json")
+    return paths

@@ -73,3 +73,103 @@ Rendering (``render.py``, ``render3d.py``)
     ``render_3d(bundle, path, size=(800, 600)) -> Path``: offscreen 3D screenshot (volume rendering and
     segment surfaces).
 """
+
+from .app import SLICE_VIEWS, SlicerScene, create_scene, current_scene
+from .build import SceneBundle, build_scene
+from .colormaps import (
+    DIVERGING,
+    SEQUENTIAL,
+    add_color_legend,
+    color_node_for,
+    color_node_rgba,
+    colormap_rgba,
+    diverging_color_node,
+    sequential_color_node,
+)
+from .colortables import palette_color, read_color_table
+from .interaction import (
+    center_on_structure,
+    center_slice_views,
+    clear_highlight,
+    highlight_segment,
+    highlighted_segment,
+    row_for_segment,
+    segment_for_row,
+    slice_view_center,
+)
+from .masking import mask_to_segments, segments_mask
+from .mrb import load_mrb, save_mrb
+from .overlay import (
+    absolute_value_node,
+    add_attribution_node,
+    display_range,
+    set_colormap,
+    set_opacity,
+    set_threshold,
+    set_window,
+    show_in_slice_views,
+)
+from .provenance import get_provenance, set_provenance, xaimed_attributes
+from .render import render_views, slice_image_rgb
+from .segmentation import add_segmentation, segment_id_for_label, segment_ids, segment_label
+from .table import add_structure_table, table_rows
+from .terminology import parse_terminology, terminology_entry, terminology_string
+from .volume_rendering import add_volume_rendering
+from .volumes import add_volume, unique_node_name, volume_from_node
+
+__all__ = [
+    "SLICE_VIEWS",
+    "DIVERGING",
+    "SEQUENTIAL",
+    "SceneBundle",
+    "SlicerScene",
+    "absolute_value_node",
+    "add_attribution_node",
+    "add_color_legend",
+    "add_segmentation",
+    "add_structure_table",
+    "add_volume",
+    "add_volume_rendering",
+    "build_scene",
+    "center_on_structure",
+    "center_slice_views",
+    "clear_highlight",
+    "color_node_for",
+    "color_node_rgba",
+    "colormap_rgba",
+    "create_scene",
+    "current_scene",
+    "display_range",
+    "diverging_color_node",
+    "get_provenance",
+    "highlight_segment",
+    "highlighted_segment",
+    "load_mrb",
+    "mask_to_segments",
+    "palette_color",
+    "parse_terminology",
+    "read_color_table",
+    "render_views",
+    "row_for_segment",
+    "save_mrb",
+    "segment_for_row",
+    "segment_id_for_label",
+    "segment_ids",
+    "segment_label",
+    "segments_mask",
+    "sequential_color_node",
+    "set_colormap",
+    "set_opacity",
+    "set_provenance",
+    "set_threshold",
+    "set_window",
+    "show_in_slice_views",
+    "slice_image_rgb",
+    "slice_view_center",
+    "table_rows",
+    "terminology_entry",
+    "terminology_string",
+    "unique_node_name",
+    "volume_from_node",
+    "xaimed_attributes",
+]

@@ -1,0 +1,281 @@
+"""The worker process: ``python -m XAIMedSlicerLib.worker JOB.json`` (PythonSlicer inside 3D Slicer).
+
+It reads the job, runs :func:`XAIMedSlicerLib.explain.explain` (or the segment mode) with the
+out-of-memory fallback, writes the outputs into ``<out>.partial`` and renames that folder to
+``<out>`` when everything is written. Progress goes to the parent as JSON lines (see
+:mod:`.protocol`); the exit code says how it ended. ``--devices`` prints the usable devices instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ..errors import XAIError
+from .fallback import Attempt, OutOfMemory, run_with_fallback
+from .job import WorkerJob
+from .protocol import Emitter, ExitCode
+
+# Share of the whole job taken by each stage (progress fractions sent to the parent).
+STAGES = {"start": (0.0, 0.05), "load": (0.05, 0.12), "explain": (0.12, 0.92), "write": (0.92, 1.0)}
+CHUNK_PARAMS = {"ig": "batch_size"}  # methods whose passes run in chunks, and the parameter naming the size
+DEFAULT_CHUNK = 4
+
+
+class Cancelled(Exception):
+    """Raised in the main thread when the parent asks the worker to stop (SIGTERM)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--devices"]:
+        print(json.dumps(describe_devices()))
+        return int(ExitCode.DONE)
+    if len(argv) != 1:
+        print("usage: python -m XAIMedSlicerLib.worker JOB.json | --devices", file=sys.stderr)
+        return int(ExitCode.USER_ERROR)
+    emitter = Emitter.on_private_stdout()
+    emitter.start_heartbeat()
+    _install_cancel_handler()
+    job: WorkerJob | None = None
+    try:
+        job = WorkerJob.read(argv[0])
+        run(job, emitter)
+        return int(ExitCode.DONE)
+    except Cancelled:
+        _discard_partial(job)
+        emitter.emit("error", kind="cancelled", message="cancelled")
+        return int(ExitCode.CANCELLED)
+    except OutOfMemory as exc:
+        _discard_partial(job)
+        emitter.emit("error", kind="out_of_memory", message=str(exc))
+        return int(ExitCode.OUT_OF_MEMORY)
+    except XAIError as exc:
+        _discard_partial(job)
+        emitter.emit("error", kind="user", message=str(exc))
+        return int(ExitCode.USER_ERROR)
+    except Exception as exc:  # noqa: BLE001  (a bug: report where, keep the traceback in the log)
+        _discard_partial(job)
+        traceback.print_exc()
+        emitter.emit("error", kind="internal", message=_internal_message(exc))
+        return int(ExitCode.INTERNAL_ERROR)
+    finally:
+        emitter.stop_heartbeat()
+
+
+def run(job: WorkerJob, emitter: Emitter) -> dict:
+    """Do the job; returns the result dictionary also written to ``result.json``."""
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        lo, hi = STAGES[stage]
+        emitter.progress(stage, lo + (hi - lo) * fraction, message)
+
+    report("start", 0.0, "loading PyTorch and MONAI")
+    import torch
+
+    from ..io.volumes import read_volume
+    from ..model.loader import load_model
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    _inject_fault(job.fault)
+    out_dir = Path(job.out_dir)
+    if out_dir.exists():
+        raise XAIError(f"output folder {out_dir} already exists", "give the worker a new output folder")
+    partial = _partial_dir(out_dir)
+    shutil.rmtree(partial, ignore_errors=True)
+
+    report("load", 0.0, "reading the scan")
+    image = read_volume(job.image)
+    report("load", 0.5, "loading the model")
+    loaded = load_model(job.model, job.device)
+    partial.mkdir(parents=True)
+    if job.mode == "segment":
+        result = _segment(job, image, loaded, partial, report)
+    else:
+        result = _explain(job, image, loaded, partial, report)
+    report("write", 0.9, "finishing")
+    from ..io.atomic import write_json
+
+    write_json(partial / "result.json", result)
+    os.replace(partial, out_dir)
+    emitter.emit("result", outputs=sorted(p.name for p in out_dir.iterdir()), summary=_summary(result))
+    report("write", 1.0, "done")
+    return result
+
+
+def _explain(job: WorkerJob, image, loaded, partial: Path, report) -> dict:
+    from ..explain import explain
+    from ..io.atomic import write_json
+    from ..io.volumes import write_volume
+
+    chunk_param = CHUNK_PARAMS.get(job.method)
+    first_chunk = (
+        int(job.chunk or job.params.get(chunk_param or "", 0) or DEFAULT_CHUNK) if chunk_param else 1
+    )
+    first = Attempt(str(loaded.device), first_chunk, job.memory_budget_mb)
+    labels = read_labels(job.labels)
+    names = {int(k): v for k, v in job.label_names.items()} or None
+
+    def attempt_run(attempt: Attempt):
+        import torch
+
+        if str(loaded.device) != attempt.device:
+            loaded.to(torch.device(attempt.device))
+        params = dict(job.params)
+        if chunk_param:
+            params[chunk_param] = attempt.chunk
+        where = f"{attempt.device}, chunk {attempt.chunk}" if chunk_param else attempt.device
+        with memory_budget(attempt):
+            return explain(
+                image,
+                loaded,
+                job.method,
+                job.target,
+                labels=labels,
+                label_names=names,
+                region=job.region,
+                mask=job.region_mask,
+                box=tuple(job.box) if job.box else None,
+                point=tuple(job.point) if job.point else None,
+                device=attempt.device,
+                seed=0 if job.seed is None else job.seed,
+                method_params=params,
+                progress=lambda f, m: report("explain", f, f"{m} ({where})"),
+            )
+
+    def on_retry(failed: Attempt, following: Attempt, exc: BaseException) -> None:
+        what = (
+            f"chunk {following.chunk}"
+            if following.device == failed.device
+            else f"the {following.device.upper()}"
+        )
+        report(
+            "explain",
+            0.0,
+            f"out of memory on {failed.device} with chunk {failed.chunk}; retrying with {what}",
+        )
+
+    explanation, failed = run_with_fallback(attempt_run, first, on_retry)
+    report("write", 0.0, "writing the attribution")
+    write_volume(explanation.attribution, partial / "attribution.nrrd")
+    provenance = dict(explanation.provenance)
+    provenance["attempts"] = failed
+    write_json(partial / "provenance.json", provenance)
+    return {
+        "mode": "explain",
+        "attribution": "attribution.nrrd",
+        "signed": explanation.signed,
+        "method": explanation.method,
+        "prediction": explanation.prediction,
+        "target": explanation.target,
+        "structures": explanation.structures,
+        "label_names": {str(k): v for k, v in explanation.label_names.items()},
+        "peak_ras": explanation.peak_ras(),
+        "attempts": failed,
+        "provenance": provenance,
+    }
+
+
+def _segment(job: WorkerJob, image, loaded, partial: Path, report) -> dict:
+    from ..io.volumes import write_volume
+    from .segment import predict_labels
+
+    labels, names = predict_labels(image, loaded, lambda f, m: report("explain", f, m))
+    report("write", 0.0, "writing the label map")
+    write_volume(labels, partial / "labels.nrrd")
+    return {
+        "mode": "segment",
+        "labels": "labels.nrrd",
+        "label_names": {str(k): v for k, v in names.items()},
+        "model": {"path": str(loaded.path), "name": loaded.card.name, "sha256": loaded.sha256},
+    }
+
+
+def read_labels(path: str | None):
+    if not path:
+        return None
+    from ..io.volumes import read_volume
+
+    return read_volume(path)
+
+
+def memory_budget(attempt: Attempt):
+    """Context limiting the memory of one attempt to ``attempt.budget_mb`` (no limit when None)."""
+    from .budget import MemoryBudget
+
+    return MemoryBudget(attempt.budget_mb, attempt.device)
+
+
+def describe_devices() -> list[dict]:
+    """The devices this Python can use, with the GPU's name and free memory."""
+    import torch
+
+    devices = [{"device": "cpu", "name": "CPU", "threads": torch.get_num_threads()}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            devices.append(
+                {
+                    "device": f"cuda:{i}",
+                    "name": torch.cuda.get_device_name(i),
+                    "free_mb": free / 2**20,
+                    "total_mb": total / 2**20,
+                }
+            )
+    return devices
+
+
+def _summary(result: dict) -> dict:
+    keys = ("mode", "method", "signed", "target", "peak_ras", "attempts", "label_names")
+    summary = {k: result[k] for k in keys if k in result}
+    pred = result.get("prediction") or {}
+    summary["predicted_class"] = pred.get("predicted_class")
+    return summary
+
+
+def _partial_dir(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def _discard_partial(job: WorkerJob | None) -> None:
+    if job is not None:
+        shutil.rmtree(_partial_dir(Path(job.out_dir)), ignore_errors=True)
+
+
+def _install_cancel_handler() -> None:
+    def handler(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise Cancelled()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _inject_fault(fault: str | None) -> None:
+    """Testing aid: crash, raise or hang the way a broken network or driver would."""
+    if fault == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: a real segmentation fault
+    elif fault == "abort":
+        os.abort()
+    elif fault == "exception":
+        raise RuntimeError("fault injected for testing")
+    elif fault == "hang":
+        while True:
+            time.sleep(0.05)
+
+
+def _internal_message(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" in {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return (
+        f"internal error {type(exc).__name__}{where}: {text}. Fix: please report it with the worker log; "
+        "Slicer itself is unaffected."
+    )

@@ -111,8 +111,9 @@ from .overlay import (
 )
 from .provenance import get_provenance, set_provenance, xaimed_attributes
 from .render import render_views, slice_image_rgb
+from .render3d import render_3d
 from .segmentation import add_segmentation, segment_id_for_label, segment_ids, segment_label
-from .table import add_structure_table, table_rows
+from .table import add_structure_table, exact_rows, table_rows
 from .terminology import parse_terminology, terminology_entry, terminology_string
 from .volume_rendering import add_volume_rendering
 from .volumes import add_volume, unique_node_name, volume_from_node
@@ -140,6 +141,7 @@ __all__ = [
     "create_scene",
     "current_scene",
     "display_range",
+    "exact_rows",
     "diverging_color_node",
     "get_provenance",
     "highlight_segment",
@@ -149,6 +151,7 @@ __all__ = [
     "palette_color",
     "parse_terminology",
     "read_color_table",
+    "render_3d",
     "render_views",
     "row_for_segment",
     "save_mrb",

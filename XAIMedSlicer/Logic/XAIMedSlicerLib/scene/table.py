@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from ..anatomy.stats import STRUCTURE_COLUMNS
 from ..errors import XAIError
 from .provenance import PREFIX
 from .volumes import unique_node_name
 
+ROWS = PREFIX + "rows"
 INTEGER_COLUMNS = ("label", "voxels")
 STRING_COLUMNS = ("name",)
 UNITS = {"volume_ml": "mL", "peak_r": "mm", "peak_a": "mm", "peak_s": "mm"}
@@ -71,6 +74,8 @@ def add_structure_table(scene, rows: list[dict], name: str = "Structures table")
     node.SetUseColumnTitleAsColumnHeader(True)
     node.SetLocked(True)
     node.SetAttribute(PREFIX + "role", "structure statistics")
+    # the exact values (table files keep 6 significant digits)
+    node.SetAttribute(ROWS, json.dumps(sorted_rows(rows), default=float))
     node.Modified()
     return node
 
@@ -97,6 +102,12 @@ def table_rows(node) -> list[dict]:
                 row[column] = float(value)
         rows.append(row)
     return rows
+
+
+def exact_rows(node) -> list[dict]:
+    """The full-precision rows stored with the table (``XAIMed.rows``), else ``table_rows``."""
+    text = node.GetAttribute(ROWS)
+    return json.loads(text) if text else table_rows(node)
 
 
 def row_index_for_label(node, label: int) -> int | None:

@@ -132,11 +132,34 @@ def create_scene(*, set_global: bool = True) -> SlicerScene:
     )
     if set_global:
         slicer.mrmlScene = scene
+        if not _inside_slicer_app(slicer):
+            slicer.modules = HeadlessModules(ss)
     return ss
 
 
+class _Module:
+    def __init__(self, logic) -> None:
+        self._logic = logic
+
+    def logic(self):
+        return self._logic
+
+
+class HeadlessModules:
+    """``slicer.modules`` for headless use: ``slicer.modules.segmentations.logic()`` and friends return
+    this scene's logics, so that ``slicer.util`` helpers (``arrayFromSegmentBinaryLabelmap``, ...) work."""
+
+    headless = True
+
+    def __init__(self, ss: SlicerScene) -> None:
+        self.segmentations = _Module(ss.segmentations_logic)
+        self.volumes = _Module(ss.volumes_logic)
+        self.colors = _Module(ss.color_logic)
+        self.volumerendering = _Module(ss.volume_rendering_logic)
+
+
 def _inside_slicer_app(slicer) -> bool:
-    return getattr(slicer, "app", None) is not None and hasattr(slicer, "modules")
+    return getattr(slicer, "app", None) is not None
 
 
 def current_scene() -> SlicerScene:

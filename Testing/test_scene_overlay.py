@@ -100,6 +100,7 @@ def test_absolute_value_is_a_new_node(oblique_volume):
     assert absolute.GetDisplayNode().GetColorNode().GetName() == SEQUENTIAL
     assert get_provenance(absolute) == get_provenance(bundle.attribution_node)
     assert absolute.GetAttribute("XAIMed.derived_from") == bundle.attribution_node.GetID()
+    assert absolute.GetAttribute("XAIMed.run") == bundle.run_name
     np.testing.assert_allclose(
         volume_from_node(absolute).ijk_to_ras(), volume_from_node(bundle.attribution_node).ijk_to_ras()
     )
@@ -120,6 +121,8 @@ def test_masking_zeroes_outside_chosen_segments_exactly(oblique_volume):
     assert bundle.scene.GetFirstNodeByName("XAIMed temporary mask") is None  # temporaries removed
     assert bundle.scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems() == labelmaps_before
     assert masked.GetAttribute("XAIMed.masked_to") == "liver;kidney_right"
+    assert get_provenance(masked) == get_provenance(bundle.attribution_node)
+    assert masked.GetAttribute("XAIMed.run") == bundle.run_name
     assert (
         masked.GetDisplayNode().GetColorNodeID() == bundle.attribution_node.GetDisplayNode().GetColorNodeID()
     )

@@ -166,6 +166,20 @@ def test_segments_carry_names_colours_and_terminology(shared_data):
         np.testing.assert_array_equal(array > 0, crop == value)
 
 
+def test_segmentation_without_labelmap_leaves_nothing_behind(oblique_volume):
+    labels = oblique_volume.with_array((oblique_volume.array > 1.0).astype(np.uint8) * 3)
+    ss = create_scene()
+    before = ss.scene.GetNumberOfNodes()
+    segmentation, labelmap = add_segmentation(ss, labels, {3: "liver"}, keep_labelmap=False)
+    assert labelmap is None
+    assert ss.scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems() == 0
+    added = {ss.scene.GetNthNode(i).GetClassName() for i in range(before, ss.scene.GetNumberOfNodes())}
+    assert "vtkMRMLColorTableNode" not in added
+    assert [segmentation.GetSegmentation().GetNthSegment(0).GetName()] == ["liver"]
+    with pytest.raises(XAIError, match="no structures"):
+        add_segmentation(ss, labels.with_array(np.zeros_like(labels.array)), {})
+
+
 def test_colour_tables_and_palette(tmp_path):
     lut = tmp_path / "FreeSurferColorLUT.txt"
     lut.write_text(

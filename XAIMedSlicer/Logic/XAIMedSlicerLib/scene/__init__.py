@@ -13,7 +13,8 @@ Scene and files (``app.py``, ``mrb.py``)
     ``.volumes_logic``, ``.segmentations_logic``, ``.volume_rendering_logic``, ``.color_logic``,
     ``.slice_logics`` = {"Red": axial, "Yellow": sagittal, "Green": coronal}).
     ``create_scene() -> SlicerScene``: a new headless scene with those logics; sets ``slicer.mrmlScene``
-    so that ``slicer.util`` helpers work.
+    and a minimal ``slicer.modules`` (segmentations, volumes, colors, volumerendering ``.logic()``) so
+    that ``slicer.util`` helpers work headless.
     ``current_scene() -> SlicerScene``: inside 3D Slicer, wraps ``slicer.mrmlScene`` and the application's
     logics; headless, creates a scene.
     ``save_mrb(scene, path) -> Path``: atomic (temporary file, then rename); ``scene`` is a SlicerScene or
@@ -30,8 +31,9 @@ Colour maps (``colormaps.py``)
     saved in the .mrb.  ``add_color_legend(ss, volume_node, title) -> vtkMRMLColorLegendDisplayNode``.
 
 Overlay (``overlay.py``, ``masking.py``)
-    ``add_attribution_node(ss, attribution, *, signed, name, provenance=None)`` -> volume node with its
-    display node set up (colour map, window/level from the data, symmetric when signed).
+    ``add_attribution_node(ss, attribution, *, signed, name, provenance=None, reference_node=None,
+    threshold=None)`` -> volume node with its display node set up (colour map, window/level from the
+    data, symmetric when signed).  ``display_range(array, signed)``, ``set_window(node, lo, hi)``.
     ``set_colormap(node, color_node_or_kind)``, ``set_threshold(node, lower, upper=None)``
     (``None`` = off), ``set_opacity(ss, opacity)`` (foreground opacity of every slice view),
     ``show_in_slice_views(ss, background, foreground, opacity, label=None)``.
@@ -40,38 +42,46 @@ Overlay (``overlay.py``, ``masking.py``)
 
 Segmentation and terminology (``segmentation.py``, ``colortables.py``, ``terminology.py``)
     ``read_color_table(path) -> {label: (name, (r, g, b) 0..1)}`` (MeshNet colormap.json, FreeSurfer LUT).
-    ``add_segmentation(ss, labels, names, *, colors=None, reference_node=None, name=...)`` -> new
-    vtkMRMLSegmentationNode, one segment per present label (tag ``XAIMed.label``), SNOMED CT terminology,
-    reference geometry from ``reference_node``, closed surfaces for 3D.
+    ``add_segmentation(ss, labels, names, *, colors=None, reference_node=None, name=...,
+    closed_surface=True, keep_labelmap=True) -> (segmentation, labelmap or None)``: one segment per
+    present label (tag ``XAIMed.label``), SNOMED CT terminology, reference geometry from
+    ``reference_node``, closed surfaces for 3D; the label map node (with a colour table) draws outlines.
     ``segment_id_for_label(segmentation_node, label) -> str | None``.
-    ``terminology_entry(name) -> dict`` (SNOMED CT codes of a structure name).
+    ``terminology_entry(name) -> dict`` (SNOMED CT codes of a structure name; table in
+    ``snomed_table.py``, unknown names -> generic "Anatomical Structure"), ``parse_terminology(text)``.
 
 Table and provenance (``table.py``, ``provenance.py``)
     ``add_structure_table(scene, rows, name) -> vtkMRMLTableNode`` (columns
-    ``anatomy.stats.STRUCTURE_COLUMNS``, sorted by share).  ``table_rows(node) -> list[dict]``.
+    ``anatomy.stats.STRUCTURE_COLUMNS``, sorted by share).  ``table_rows(node) -> list[dict]``;
+    ``exact_rows(node)`` (full precision, kept in ``XAIMed.rows``: table files keep 6 digits).
     ``set_provenance(node, provenance)`` / ``get_provenance(node) -> dict`` (attributes ``XAIMed.*``).
 
 One call (``build.py``)
     ``SceneBundle``: ``ss`` (SlicerScene), ``image_node``, ``attribution_node``, ``color_node``,
     ``legend_node``, ``segmentation_node``, ``labelmap_node`` (segment outlines in slice views),
     ``table_node``, ``run_name``.
-    ``build_scene(explanation, *, ss=None, image_node=None, name=None) -> SceneBundle``; with
-    ``image_node`` (the user's loaded scan) the scan is referenced, not copied or changed.
+    ``build_scene(explanation, *, ss=None, image_node=None, name=None, colors=None, opacity=0.5,
+    threshold_fraction=0.1, closed_surface=True) -> SceneBundle``; with ``image_node`` (the user's
+    loaded scan) the scan is referenced, not copied or changed.  ``bundle.map_nodes()`` lists the map
+    and its derived maps.
 
 Interaction for the Slicer module (``interaction.py``, ``volume_rendering.py``)
     ``center_on_structure(bundle, row_or_label) -> ras``: all slice views centred on the structure's
     attribution peak, the segment highlighted.  ``center_slice_views(ss, ras)``.
     ``highlight_segment(bundle, segment_id)`` / ``clear_highlight(bundle)``.
-    ``row_for_segment(bundle, segment_id) -> int | None`` and ``segment_for_row(bundle, row) -> str``.
-    ``add_volume_rendering(bundle) -> vtkMRMLVolumeRenderingDisplayNode`` (follows the slice colour map)
+    ``row_for_segment(bundle, segment_id) -> int | None`` and ``segment_for_row(bundle, row) -> str``;
+    ``interaction.row_at(bundle, index) -> dict``.
+    ``add_volume_rendering(bundle, node=None) -> vtkMRMLVolumeRenderingDisplayNode`` (follows the slice
+    colour map of ``node``, default the attribution map)
     and segment closed surfaces shown in 3D.
 
 Rendering (``render.py``, ``render3d.py``)
     ``render_views(bundle, out_dir, opacity=0.5, center_ras=None) -> {"axial"|"coronal"|"sagittal": Path}``
     writes ``overlay_axial.png``, ``overlay_coronal.png``, ``overlay_sagittal.png`` atomically (MRML
     slice logic: scan background, overlay foreground, segment outlines), centred on the peak by default.
-    ``render_3d(bundle, path, size=(800, 600)) -> Path``: offscreen 3D screenshot (volume rendering and
-    segment surfaces).
+    ``render_3d(bundle, path, size=(800, 600), azimuth=30) -> Path``: offscreen 3D screenshot (volume
+    rendering and segment surfaces; EGL/OSMesa, multisampling off).  Headless use: ``render_views``
+    resizes the slice views it renders through.
 """
 
 from .app import SLICE_VIEWS, SlicerScene, create_scene, current_scene

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import XAIError
-from .overlay import SIGNED, add_attribution_node
+from .overlay import SIGNED, add_attribution_node, copy_run_attributes
 from .provenance import PREFIX, get_provenance
 from .volumes import volume_from_node
 
@@ -80,6 +80,7 @@ def mask_to_segments(ss, node, segmentation_node, segment_ids, name: str | None 
     target.SetApplyThreshold(source.GetApplyThreshold())
     target.SetLowerThreshold(source.GetLowerThreshold())
     target.SetUpperThreshold(source.GetUpperThreshold())
+    copy_run_attributes(node, out)
     out.SetAttribute(PREFIX + "derived_from", node.GetID())
     out.SetAttribute(PREFIX + "derivation", "masked to segments")
     out.SetAttribute(PREFIX + "masked_to", ";".join(names))

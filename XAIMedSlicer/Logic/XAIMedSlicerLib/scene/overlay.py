@@ -157,6 +157,15 @@ def absolute_value_node(ss, node, name: str | None = None):
         name=name or f"{node.GetName()} |abs|",
         provenance=get_provenance(node) or None,
     )
+    copy_run_attributes(node, out)
     out.SetAttribute(PREFIX + "derived_from", node.GetID())
     out.SetAttribute(PREFIX + "derivation", "absolute value")
     return out
+
+
+def copy_run_attributes(source, target) -> None:
+    """Give a derived map the run and scan of the map it was made from."""
+    for key in ("run", "scan", "prediction"):
+        value = source.GetAttribute(PREFIX + key)
+        if value is not None:
+            target.SetAttribute(PREFIX + key, value)

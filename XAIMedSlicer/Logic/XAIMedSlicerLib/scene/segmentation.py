@@ -54,6 +54,7 @@ def add_segmentation(
     reference_node=None,
     name: str = "Structures",
     closed_surface: bool = True,
+    keep_labelmap: bool = True,
 ):
     """Import ``labels`` (integer label map) as a new segmentation node; returns (segmentation, labelmap).
 
@@ -61,7 +62,7 @@ def add_segmentation(
     or a stable palette, tagged ``XAIMed.label`` with its label value and SNOMED CT terminology.
     The reference geometry is ``reference_node`` (the scan) or the label map itself. The label map
     volume node (with a colour table of the same names and colours) stays in the scene: slice views
-    draw it as segment outlines.
+    draw it as segment outlines. With ``keep_labelmap=False`` both are removed and None is returned for it.
     """
     array = np.asarray(labels.array)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.bool_)):
@@ -91,6 +92,10 @@ def add_segmentation(
     display.SetVisibility3D(True)
     display.SetOpacity2DFill(0.15)
     segmentation.SetAttribute(PREFIX + "role", "structures")
+    if not keep_labelmap:
+        scene.RemoveNode(labelmap)
+        scene.RemoveNode(color_node)
+        return segmentation, None
     labelmap.SetAttribute(PREFIX + "role", "structure labels")
     labelmap.SetAttribute(PREFIX + "segmentation", segmentation.GetID())
     return segmentation, labelmap

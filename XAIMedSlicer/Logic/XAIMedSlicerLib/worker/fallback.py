@@ -2,7 +2,8 @@
 
 The plan for a job that starts on device ``d`` with chunk ``c`` and budget ``b`` is
 ``(d, c, b) -> (d, c/2, b) -> ... -> (d, 1, b) -> (cpu, c, None)``; an out-of-memory on that last
-attempt is final. Any other error is raised at once.
+attempt is final. Any other error is raised at once. A method that takes a ``MemoryBudget``
+(``methods.budget``) halves its chunks itself, so for it the plan is ``(d, c, b) -> (cpu, c, None)``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import TypeVar
 from ..errors import XAIError
 
 T = TypeVar("T")
-
-_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory", "cuda error: out of memory")
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True for a GPU or CPU allocation failure (torch's OutOfMemoryError, MemoryError, allocator errors)."""
     if isinstance(exc, (MemoryError, OutOfMemory)):
         return True
-    try:
-        import torch
+    from ..methods.budget import is_out_of_memory as torch_out_of_memory  # imports torch: worker side only
 
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
-    if type(exc).__name__ in ("OutOfMemoryError", "MemoryBudgetExceeded"):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(word in text for word in _OOM_WORDS)
+    return torch_out_of_memory(exc)
 
 
-def next_attempt(attempt: Attempt, first_chunk: int) -> Attempt | None:
-    """The attempt after an out-of-memory, or None when there is nothing smaller left."""
-    if attempt.chunk > 1:
+def next_attempt(attempt: Attempt, first_chunk: int, halve: bool = True) -> Attempt | None:
+    """The attempt after an out-of-memory, or None when there is nothing smaller left.
+
+    ``halve=False`` when the method already halved its chunks itself (it takes a MemoryBudget).
+    """
+    if halve and attempt.chunk > 1:
         return replace(attempt, chunk=max(1, attempt.chunk // 2))
     if attempt.device != "cpu" or attempt.budget_mb is not None:
         return Attempt("cpu", first_chunk, None)
@@ -77,6 +71,8 @@ def run_with_fallback(
     run: Callable[[Attempt], T],
     first: Attempt,
     on_retry: Callable[[Attempt, Attempt, BaseException], None] | None = None,
+    *,
+    halve: bool = True,
 ) -> tuple[T, list[dict]]:
     """Run ``run(attempt)`` along the plan until one try fits in memory.
 
@@ -91,7 +87,7 @@ def run_with_fallback(
             if not is_out_of_memory(exc):
                 raise
             failed.append({**attempt.describe(), "error": _one_line(exc)})
-            following = next_attempt(attempt, first.chunk)
+            following = next_attempt(attempt, first.chunk, halve)
             release_memory(attempt.device)
             if following is None:
                 raise OutOfMemory(

@@ -24,7 +24,6 @@ from .protocol import Emitter, ExitCode
 
 # Share of the whole job taken by each stage (progress fractions sent to the parent).
 STAGES = {"start": (0.0, 0.05), "load": (0.05, 0.12), "explain": (0.12, 0.92), "write": (0.92, 1.0)}
-CHUNK_PARAMS = {"ig": "batch_size"}  # methods whose passes run in chunks, and the parameter naming the size
 DEFAULT_CHUNK = 4
 
 
@@ -77,13 +76,14 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
         emitter.progress(stage, lo + (hi - lo) * fraction, message)
 
     report("start", 0.0, "loading PyTorch and MONAI")
+    import monai.data  # noqa: F401  (imported here, so that the stages after this one are not slowed)
+    import monai.transforms  # noqa: F401
     import torch
 
     from ..io.volumes import read_volume
     from ..model.loader import load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    _inject_fault(job.fault)
     out_dir = Path(job.out_dir)
     if out_dir.exists():
         raise XAIError(f"output folder {out_dir} already exists", "give the worker a new output folder")
@@ -95,10 +95,12 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
     report("load", 0.5, "loading the model")
     loaded = load_model(job.model, job.device)
     partial.mkdir(parents=True)
+    report("explain", 0.0, "running the network")
+    _inject_fault(job.fault)
     if job.mode == "segment":
         result = _segment(job, image, loaded, partial, report)
     else:
-        result = _explain(job, image, loaded, partial, report)
+        result = _explain(job, image, loaded, partial, report, emitter)
     report("write", 0.9, "finishing")
     from ..io.atomic import write_json
 
@@ -109,16 +111,29 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
     return result
 
 
-def _explain(job: WorkerJob, image, loaded, partial: Path, report) -> dict:
+def method_options(method: str) -> tuple[str | None, bool]:
+    """The method's chunk-size parameter (or None) and whether it takes a ``budget`` (MemoryBudget)."""
+    import inspect
+
+    from ..methods import get_method
+
+    accepted = inspect.signature(get_method(method).fn).parameters
+    chunk = next((name for name in ("chunk", "chunk_size", "batch_size") if name in accepted), None)
+    return chunk, "budget" in accepted
+
+
+def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emitter) -> dict:
     from ..explain import explain
     from ..io.atomic import write_json
     from ..io.volumes import write_volume
 
-    chunk_param = CHUNK_PARAMS.get(job.method)
+    chunk_param, takes_budget = method_options(job.method)
     first_chunk = (
         int(job.chunk or job.params.get(chunk_param or "", 0) or DEFAULT_CHUNK) if chunk_param else 1
     )
     first = Attempt(str(loaded.device), first_chunk, job.memory_budget_mb)
+    if job.memory_budget_mb is not None and not takes_budget:
+        emitter.emit("log", message=f"method {job.method} takes no memory budget; the limit is not enforced")
     labels = read_labels(job.labels)
     names = {int(k): v for k, v in job.label_names.items()} or None
 
@@ -130,46 +145,57 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report) -> dict:
         params = dict(job.params)
         if chunk_param:
             params[chunk_param] = attempt.chunk
+        if takes_budget:
+            # the method halves its chunks itself; moving to the CPU is left to this loop, which reports it
+            from ..methods.budget import MemoryBudget
+
+            limit = None if attempt.budget_mb is None else int(attempt.budget_mb * 2**20)
+            params["budget"] = MemoryBudget(device_limit_bytes=limit, cpu_fallback=False)
         where = f"{attempt.device}, chunk {attempt.chunk}" if chunk_param else attempt.device
-        with memory_budget(attempt):
-            return explain(
-                image,
-                loaded,
-                job.method,
-                job.target,
-                labels=labels,
-                label_names=names,
-                region=job.region,
-                mask=job.region_mask,
-                box=tuple(job.box) if job.box else None,
-                point=tuple(job.point) if job.point else None,
-                device=attempt.device,
-                seed=0 if job.seed is None else job.seed,
-                method_params=params,
-                progress=lambda f, m: report("explain", f, f"{m} ({where})"),
-            )
+        return explain(
+            image,
+            loaded,
+            job.method,
+            job.target,
+            labels=labels,
+            label_names=names,
+            region=job.region,
+            mask=job.region_mask,
+            box=tuple(job.box) if job.box else None,
+            point=tuple(job.point) if job.point else None,
+            device=attempt.device,
+            seed=0 if job.seed is None else job.seed,
+            method_params=params,
+            progress=lambda f, m: report("explain", f, f"{m} ({where})"),
+        )
 
     def on_retry(failed: Attempt, following: Attempt, exc: BaseException) -> None:
+        same = following.device == failed.device and following.budget_mb == failed.budget_mb
         what = (
-            f"chunk {following.chunk}"
-            if following.device == failed.device
-            else f"the {following.device.upper()}"
+            f"chunk {following.chunk}" if same else f"the {following.device.upper()} without a memory limit"
         )
-        report(
-            "explain",
-            0.0,
-            f"out of memory on {failed.device} with chunk {failed.chunk}; retrying with {what}",
+        message = f"out of memory on {failed.device} with chunk {failed.chunk}; retrying with {what}"
+        emitter.emit(
+            "retry",
+            reason="out_of_memory",
+            failed=failed.describe(),
+            next=following.describe(),
+            message=message,
         )
+        report("explain", 0.0, message)
 
-    explanation, failed = run_with_fallback(attempt_run, first, on_retry)
+    explanation, failed = run_with_fallback(attempt_run, first, on_retry, halve=not takes_budget)
     report("write", 0.0, "writing the attribution")
     write_volume(explanation.attribution, partial / "attribution.nrrd")
+    if explanation.labels is not None:
+        write_volume(explanation.labels, partial / "labels.nrrd")
     provenance = dict(explanation.provenance)
     provenance["attempts"] = failed
     write_json(partial / "provenance.json", provenance)
     return {
         "mode": "explain",
         "attribution": "attribution.nrrd",
+        "labels": "labels.nrrd" if explanation.labels is not None else None,
         "signed": explanation.signed,
         "method": explanation.method,
         "prediction": explanation.prediction,
@@ -203,13 +229,6 @@ def read_labels(path: str | None):
     from ..io.volumes import read_volume
 
     return read_volume(path)
-
-
-def memory_budget(attempt: Attempt):
-    """Context limiting the memory of one attempt to ``attempt.budget_mb`` (no limit when None)."""
-    from .budget import MemoryBudget
-
-    return MemoryBudget(attempt.budget_mb, attempt.device)
 
 
 def describe_devices() -> list[dict]:

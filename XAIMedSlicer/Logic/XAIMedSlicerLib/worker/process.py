@@ -151,11 +151,13 @@ class WorkerProcess:
                 self.cancel()
                 deadline = None
             try:
-                self.messages.put(self.messages.get(timeout=0.05))  # sleep until something arrives
+                batch = [self.messages.get(timeout=0.05)]  # sleeps until something arrives
+                self._note(batch[0])
             except queue.Empty:
-                pass
-            for msg in self.poll():
-                if on_message is not None:
+                batch = []
+            batch += self.poll()
+            if on_message is not None:
+                for msg in batch:
                     on_message(msg)
         return self.outcome
 
@@ -263,13 +265,38 @@ class WorkerProcess:
         hint = f" Last log line: {last[:160]}." if last else ""
         if crash:
             return (
-                f"The worker process crashed with a {crash} while '{stage}'; Slicer is unaffected. "
+                f"The worker process crashed ({crash}) while '{stage}'; Slicer is unaffected. "
                 f"Fix: try the CPU device or a smaller input; the full log is {self.folder.log_path}.{hint}"
             )
         return (
             f"The worker process ended unexpectedly (exit code {code}) while '{stage}'. "
             f"Fix: see the log {self.folder.log_path}.{hint}"
         )
+
+
+def probe_devices(python: str | None = None, timeout: float = 120.0) -> list[dict]:
+    """The devices the worker's Python can use (CPU, and each GPU with its name and free memory).
+
+    Runs in a separate process so that the caller (3D Slicer) never initialises CUDA itself.
+    """
+    import json
+
+    try:
+        done = subprocess.run(
+            [python or python_executable(), "-m", "XAIMedSlicerLib.worker", "--devices"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=worker_environment(),
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [{"device": "cpu", "name": "CPU", "error": f"device check failed: {exc}"}]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        return [{"device": "cpu", "name": "CPU", "error": f"device check failed: {last}"}]
+    return json.loads(lines[-1])
 
 
 def _signal(proc, action: str) -> None:

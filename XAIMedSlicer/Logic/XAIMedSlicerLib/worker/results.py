@@ -1,0 +1,60 @@
+"""Reading a finished worker's output back into an Explanation (what the scene package builds from)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import XAIError
+from ..explanation import Explanation
+from ..geometry.volume import Volume
+
+
+def load_explanation(out_dir: str | os.PathLike, image: Volume | str | os.PathLike) -> Explanation:
+    """The Explanation of an ``explain`` job from its output folder.
+
+    ``image`` is the scan the job ran on (the Volume, or the NRRD the parent wrote for the worker);
+    the attribution must lie on exactly its grid.
+    """
+    from ..io.volumes import read_volume
+
+    out_dir = Path(out_dir)
+    result_path = out_dir / "result.json"
+    if not result_path.exists():
+        raise XAIError(f"no result in {out_dir}", "run the job to completion first")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    if result.get("mode") != "explain":
+        raise XAIError(
+            f"{out_dir} holds a '{result.get('mode')}' result, not an explanation", "load it as labels"
+        )
+    if not isinstance(image, Volume):
+        image = read_volume(image)
+    attribution = read_volume(out_dir / result["attribution"])
+    if not attribution.same_grid(image):
+        raise XAIError("the worker's attribution is not on the scan's grid", "report this as a bug")
+    labels = read_volume(out_dir / result["labels"]) if result.get("labels") else None
+    return Explanation(
+        image=image,
+        attribution=attribution,
+        signed=bool(result["signed"]),
+        method=result["method"],
+        prediction=result.get("prediction", {}),
+        target=result.get("target", {}),
+        labels=labels,
+        label_names={int(k): v for k, v in result.get("label_names", {}).items()},
+        structures=list(result.get("structures", [])),
+        provenance=dict(result.get("provenance", {})),
+    )
+
+
+def load_labels(out_dir: str | os.PathLike) -> tuple[Volume, dict[int, str]]:
+    """The label map and names of a ``segment`` job."""
+    from ..io.volumes import read_volume
+
+    out_dir = Path(out_dir)
+    result = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
+    if result.get("mode") != "segment":
+        raise XAIError(f"{out_dir} holds no label map", "run the worker in segment mode")
+    names = {int(k): v for k, v in result.get("label_names", {}).items()}
+    return read_volume(out_dir / result["labels"]), names

@@ -182,3 +182,27 @@ def test_3d_screenshot_offscreen(tmp_path):
     assert pixels.shape == (240, 320, 3)
     lit = pixels.max(axis=2) > 30
     assert 0.01 < lit.mean() < 0.9  # something rendered, not a blank or saturated frame
+
+
+def test_scene_without_labels_renders_and_saves(tmp_path, oblique_volume):
+    from XAIMedSlicerLib.explanation import Explanation
+    from XAIMedSlicerLib.scene import load_mrb, save_mrb, volume_from_node
+
+    k, j, i = np.meshgrid(*[np.arange(n) for n in oblique_volume.array.shape], indexing="ij")
+    offset = (np.stack([i, j, k], -1) - (12, 15, 9)) * oblique_volume.spacing  # mm along the grid axes
+    smooth = np.exp(-(offset**2).sum(-1) / (2 * 6.0**2))  # smooth, so pixels near the peak are near top
+    attribution = oblique_volume.with_array(smooth.astype(np.float32))
+    explanation = Explanation(oblique_volume, attribution, False, "gradcam", {}, {})
+    bundle = build_scene(explanation)
+    assert bundle.segmentation_node is None and bundle.table_node is None and bundle.labelmap_node is None
+    paths = render_views(bundle, tmp_path, opacity=1.0)
+    top_end = np.round(color_node_rgba(bundle.color_node)[-3:, :3] * 255)  # last 3 of 256 entries
+    peak = explanation.peak_ras()
+    for layout, view in (("Red", "axial"), ("Green", "coronal"), ("Yellow", "sagittal")):
+        pixels = read_png(paths[view])
+        row, col = pixel_of_ras(bundle.ss.slice_node(layout), peak, pixels.shape)
+        # opacity 1: the pure colour of the map's top end (sub-pixel interpolation may give entry 254)
+        assert np.abs(top_end - pixels[row, col]).max(axis=1).min() <= 2, (view, pixels[row, col])
+    loaded = load_mrb(save_mrb(bundle.ss, tmp_path / "scene.mrb"))
+    back = volume_from_node(loaded.scene.GetFirstNodeByName(bundle.attribution_node.GetName()))
+    np.testing.assert_allclose(back.ijk_to_ras(), oblique_volume.ijk_to_ras(), atol=1e-4)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ def _home_directory() -> Path:
     if _HOME is None or not _HOME.exists():
         _HOME = Path(tempfile.mkdtemp(prefix="xaimed-slicer-home-"))
         (_HOME / "share" / "ColorFiles").mkdir(parents=True)
+        atexit.register(shutil.rmtree, _HOME, True)
     return _HOME
 
 

@@ -62,6 +62,29 @@ def _view(ss, size: tuple[int, int]):
     return window, renderer, group, (logic, interactor), view_node
 
 
+def _anterior_camera(renderer, group, azimuth: float) -> None:
+    """Look at the visible props from the patient's front (+A), superior up, turned by ``azimuth``."""
+    renderer.ResetCamera()
+    bounds = np.array(renderer.ComputeVisiblePropBounds(), dtype=float)
+    center = (bounds[::2] + bounds[1::2]) / 2.0
+    distance = max(float(np.max(bounds[1::2] - bounds[::2])), 1.0) * 3.0
+    turn = np.deg2rad(azimuth)
+    position = center + distance * np.array([np.sin(turn), np.cos(turn), 0.0])
+    manager = group.GetDisplayableManagerByClassName("vtkMRMLCameraDisplayableManager")
+    camera_node = manager.GetCameraNode() if manager is not None else None
+    if camera_node is not None:
+        camera_node.SetFocalPoint(*center)
+        camera_node.SetPosition(*position)
+        camera_node.SetViewUp(0.0, 0.0, 1.0)
+    camera = renderer.GetActiveCamera()
+    camera.SetFocalPoint(*center)
+    camera.SetPosition(*position)
+    camera.SetViewUp(0.0, 0.0, 1.0)
+    renderer.ResetCamera()
+    camera.Zoom(1.3)
+    renderer.ResetCameraClippingRange()
+
+
 def render_3d(
     bundle, path: str | os.PathLike, size: tuple[int, int] = (800, 600), azimuth: float = 30.0
 ) -> Path:
@@ -74,16 +97,7 @@ def render_3d(
     add_volume_rendering(bundle)
     with captured_vtk_output() as output:
         window, renderer, group, _keep, view_node = _view(bundle.ss, size)
-        renderer.ResetCamera()
-        camera = renderer.GetActiveCamera()
-        camera.SetFocalPoint(*renderer.ComputeVisiblePropBounds()[::2])
-        renderer.ResetCamera()
-        camera.Elevation(-90)  # look from anterior: RAS +A towards the viewer
-        camera.SetViewUp(0, 0, 1)
-        camera.Azimuth(azimuth)
-        renderer.ResetCamera()
-        camera.Zoom(1.4)
-        renderer.ResetCameraClippingRange()
+        _anterior_camera(renderer, group, azimuth)
         window.Render()
         grabber = vtk.vtkWindowToImageFilter()
         grabber.SetInput(window)

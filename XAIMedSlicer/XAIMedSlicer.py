@@ -602,9 +602,19 @@ class XAIMedSlicerJob:
 class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
     """Computation without the GUI. Delegates to XAIMedSlicerLib (worker, scene); usable from scripts."""
 
-    def __init__(self) -> None:
+    def __init__(self, ss=None) -> None:
+        """``ss``: the XAIMedSlicerLib SlicerScene to work in (default: Slicer's scene and logics)."""
         ScriptedLoadableModuleLogic.__init__(self)
+        self._ss = ss
         self._bundles = {}  # attribution node ID -> SceneBundle
+
+    def sceneAndLogics(self):
+        """The scene with its volumes, segmentations, colours and volume rendering logics."""
+        if self._ss is None:
+            from XAIMedSlicerLib.scene import current_scene
+
+            self._ss = current_scene()
+        return self._ss
 
     def getParameterNode(self):
         return XAIMedSlicerParameterNode(super().getParameterNode())
@@ -655,23 +665,29 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
     # ---- jobs ---------------------------------------------------------------------------------
     def startExplain(self, p, *, fault=None) -> XAIMedSlicerJob:
         """Write the inputs as NRRD files into a temporary folder and start the worker."""
-        from XAIMedSlicerLib.io.volumes import write_volume
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-        from XAIMedSlicerLib.worker import WorkerJob, WorkerProcess, create_job_folder
+        from XAIMedSlicerLib.worker import create_job_folder
 
         if not p.inputVolume or not _isSet(p.modelPath):
             raise ValueError(_("Select an input volume and a model."))
         folder = create_job_folder()
-        image = volume_from_node(p.inputVolume)
-        write_volume(image, folder.input_path("image.nrrd"))
+        try:
+            return self._startExplainIn(folder, p, fault)
+        except Exception:
+            folder.remove()
+            raise
+
+    def _startExplainIn(self, folder, p, fault) -> XAIMedSlicerJob:
+        from XAIMedSlicerLib.io.volumes import write_volume
+        from XAIMedSlicerLib.scene.volumes import volume_from_node
+        from XAIMedSlicerLib.worker import WorkerJob, WorkerProcess
+
+        write_volume(volume_from_node(p.inputVolume), folder.input_path("image.nrrd"))
         names, colors = {}, {}
         labelsPath = None
         if p.structures:
             labels, names, colors = self._segmentationToLabels(p.structures, p.inputVolume)
             labelsPath = str(write_volume(labels, folder.input_path("labels.nrrd")))
         region = TargetRegion(p.targetRegion)
-        regionArgs = self._regionArguments(region, p, folder)
-        params = {"steps": int(p.igSteps)} if p.method == "ig" else {}
         job = WorkerJob(
             image=str(folder.input_path("image.nrrd")),
             model=str(p.modelPath),
@@ -682,12 +698,12 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
             labels=labelsPath,
             label_names={str(k): v for k, v in names.items()},
             device=p.device,
-            params=params,
+            params={"steps": int(p.igSteps)} if p.method == "ig" else {},
             chunk=int(p.chunkSize) or None,
             memory_budget_mb=float(p.memoryBudgetMB) or None,
             seed=int(p.seed),
             fault=fault,
-            **regionArgs,
+            **self._regionArguments(region, p, folder),
         )
         process = WorkerProcess(folder, job).start()
         return XAIMedSlicerJob("explain", process, folder, p.inputVolume, names, colors)
@@ -701,15 +717,19 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         if not p.inputVolume or not _isSet(p.segmentationModelPath):
             raise ValueError(_("Select an input volume and a segmentation network."))
         folder = create_job_folder()
-        write_volume(volume_from_node(p.inputVolume), folder.input_path("image.nrrd"))
-        job = WorkerJob(
-            image=str(folder.input_path("image.nrrd")),
-            model=str(p.segmentationModelPath),
-            out_dir=str(folder.out_dir),
-            mode="segment",
-            device=p.device,
-        )
-        process = WorkerProcess(folder, job).start()
+        try:
+            write_volume(volume_from_node(p.inputVolume), folder.input_path("image.nrrd"))
+            job = WorkerJob(
+                image=str(folder.input_path("image.nrrd")),
+                model=str(p.segmentationModelPath),
+                out_dir=str(folder.out_dir),
+                mode="segment",
+                device=p.device,
+            )
+            process = WorkerProcess(folder, job).start()
+        except Exception:
+            folder.remove()
+            raise
         colors = self._modelColors(Path(p.segmentationModelPath))
         return XAIMedSlicerJob("segment", process, folder, p.inputVolume, colors=colors)
 
@@ -754,54 +774,61 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         idArray = vtk.vtkStringArray()
         for segmentID in ids:
             idArray.InsertNextValue(segmentID)
-        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "XAIMed temporary labels")
+        ss = self.sceneAndLogics()
+        labelmap = ss.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "XAIMed temporary labels")
         try:
-            if not slicer.modules.segmentations.logic().ExportSegmentsToLabelmapNode(
+            if not ss.segmentations_logic.ExportSegmentsToLabelmapNode(
                 segmentationNode, idArray, labelmap, referenceNode
             ):
                 raise ValueError(_("Could not rasterise the segments on the input volume."))
             labels = volume_from_node(labelmap)
         finally:
-            slicer.mrmlScene.RemoveNode(labelmap.GetDisplayNode())
-            slicer.mrmlScene.RemoveNode(labelmap)
+            if labelmap.GetDisplayNode() is not None:
+                ss.scene.RemoveNode(labelmap.GetDisplayNode())
+            ss.scene.RemoveNode(labelmap)
         names = {i + 1: segmentation.GetSegment(s).GetName() for i, s in enumerate(ids)}
         colors = {i + 1: tuple(segmentation.GetSegment(s).GetColor()) for i, s in enumerate(ids)}
         return labels, names, colors
 
     def _modelColors(self, folder: Path) -> dict:
+        """Label colours from the model folder's colour table with one entry per class (MeshNet)."""
         from XAIMedSlicerLib.scene.colortables import read_color_table
 
-        for colormap in sorted(folder.glob("colormap*.json")) if folder.is_dir() else []:
+        if not folder.is_dir():
+            return {}
+        classes = self.modelSummary(folder)["classes"]
+        for colormap in sorted(folder.glob("colormap*.json")):
             try:
-                return {label: color for label, (_name, color) in read_color_table(colormap).items()}
+                table = read_color_table(colormap)
             except Exception:  # another JSON in the folder: no colours from it
                 logging.debug("XAIMedSlicer: %s is not a colour table", colormap)
+                continue
+            if len(table) == len(classes) - 1:  # label 0 (background) is not in the table
+                return {label: color for label, (_name, color) in table.items() if color is not None}
         return {}
 
     def finishJob(self, job: XAIMedSlicerJob, outcome):
         """Load a finished job into the scene: the attribution node (explain) or a segmentation (segment)."""
-        from XAIMedSlicerLib.scene import current_scene
         from XAIMedSlicerLib.scene.segmentation import add_segmentation
         from XAIMedSlicerLib.worker import load_explanation, load_labels
 
         if job.mode == "segment":
             labels, names = load_labels(outcome.out_dir)
-            segmentation, labelmap = add_segmentation(
-                current_scene(),
+            segmentation, _labelmap = add_segmentation(
+                self.sceneAndLogics(),
                 labels,
                 names,
                 colors=job.colors or None,
                 reference_node=job.inputNode,
                 name=f"{job.inputNode.GetName()} structures",
+                keep_labelmap=False,
             )
-            if labelmap is not None:
-                slicer.mrmlScene.RemoveNode(labelmap)
             return segmentation
         from XAIMedSlicerLib.scene import build_scene
 
         explanation = load_explanation(outcome.out_dir, job.folder.input_path("image.nrrd"))
         bundle = build_scene(
-            explanation, ss=current_scene(), image_node=job.inputNode, colors=job.colors or None
+            explanation, ss=self.sceneAndLogics(), image_node=job.inputNode, colors=job.colors or None
         )
         self._bundles[bundle.attribution_node.GetID()] = bundle
         return bundle.attribution_node
@@ -820,7 +847,6 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         """A new segmentation from a label map file (resampled onto the reference volume in physical space)."""
         from XAIMedSlicerLib.anatomy.labels import align_labels, read_label_names
         from XAIMedSlicerLib.io.volumes import read_volume
-        from XAIMedSlicerLib.scene import current_scene
         from XAIMedSlicerLib.scene.colortables import read_color_table
         from XAIMedSlicerLib.scene.segmentation import add_segmentation
         from XAIMedSlicerLib.scene.volumes import volume_from_node
@@ -834,16 +860,15 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
                 colors = {k: v[1] for k, v in table.items() if v[1] is not None}
             except Exception:
                 names = read_label_names(namesPath)
-        segmentation, labelmap = add_segmentation(
-            current_scene(),
+        segmentation, _labelmap = add_segmentation(
+            self.sceneAndLogics(),
             labels,
             names,
             colors=colors or None,
             reference_node=referenceNode,
             name=f"{Path(str(labelPath)).name} structures",
+            keep_labelmap=False,
         )
-        if labelmap is not None:
-            slicer.mrmlScene.RemoveNode(labelmap)
         return segmentation
 
     # ---- results in the scene -----------------------------------------------------------------
@@ -854,21 +879,24 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         bundle = self._bundles.get(attributionNode.GetID())
         if bundle is not None and bundle.attribution_node is attributionNode:
             return bundle
-        from XAIMedSlicerLib.scene import SceneBundle, current_scene
+        from XAIMedSlicerLib.scene import SceneBundle
 
         run = attributionNode.GetAttribute("XAIMed.run")
         if run is None:
             return None
+        scene = self.sceneAndLogics().scene
 
         def runNode(className):
-            nodes = [n for n in slicer.util.getNodesByClass(className) if n.GetAttribute("XAIMed.run") == run]
+            found = scene.GetNodesByClass(className)
+            nodes = [found.GetItemAsObject(i) for i in range(found.GetNumberOfItems())]
+            nodes = [n for n in nodes if n.GetAttribute("XAIMed.run") == run]
             return nodes[0] if nodes else None
 
         displayNode = attributionNode.GetDisplayNode()
         scanID = attributionNode.GetAttribute("XAIMed.scan")
         bundle = SceneBundle(
-            ss=current_scene(),
-            image_node=slicer.mrmlScene.GetNodeByID(scanID) if scanID else None,
+            ss=self.sceneAndLogics(),
+            image_node=scene.GetNodeByID(scanID) if scanID else None,
             attribution_node=attributionNode,
             color_node=displayNode.GetColorNode() if displayNode else None,
             legend_node=None,
@@ -930,13 +958,13 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         legend = add_color_legend(bundle.ss, shown, shown.GetName())
         legend.SetVisibility(bool(p.showLegend))
         for node in bundle.map_nodes():
-            display = slicer.modules.volumerendering.logic().GetFirstVolumeRenderingDisplayNode(node)
+            display = bundle.ss.volume_rendering_logic.GetFirstVolumeRenderingDisplayNode(node)
             if display is not None and node is not shown:
                 display.SetVisibility(False)
         if p.volumeRendering:
             add_volume_rendering(bundle, shown).SetVisibility(True)
         else:
-            display = slicer.modules.volumerendering.logic().GetFirstVolumeRenderingDisplayNode(shown)
+            display = bundle.ss.volume_rendering_logic.GetFirstVolumeRenderingDisplayNode(shown)
             if display is not None:
                 display.SetVisibility(False)
         return shown
@@ -945,7 +973,7 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
         """A derived map of ``source`` (cached by key in its attributes), made once."""
         attribute = "XAIMed.derived." + key
         nodeID = source.GetAttribute(attribute)
-        node = slicer.mrmlScene.GetNodeByID(nodeID) if nodeID else None
+        node = bundle.scene.GetNodeByID(nodeID) if nodeID else None
         if node is None:
             node = make()
             node.SetAttribute("XAIMed.run", bundle.run_name)

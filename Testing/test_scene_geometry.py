@@ -110,3 +110,18 @@ def test_node_without_image_is_a_clear_error():
     empty = ss.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
     with pytest.raises(XAIError, match="holds no image data"):
         volume_from_node(empty)
+
+
+def test_headless_current_scene_and_slicer_util():
+    import slicer
+    from XAIMedSlicerLib.scene import current_scene
+
+    ss = create_scene()
+    assert slicer.mrmlScene is ss.scene and current_scene() is ss
+    array = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    node = slicer.util.addVolumeFromArray(array, name="via slicer.util")  # slicer.util works headless
+    assert node.GetScene() is ss.scene
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), array)
+    assert slicer.modules.segmentations.logic() is ss.segmentations_logic
+    other = create_scene()
+    assert current_scene() is other and current_scene() is not ss

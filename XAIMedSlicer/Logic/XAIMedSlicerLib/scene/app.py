@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 SLICE_VIEWS = {"Red": ("Axial", "axial"), "Yellow": ("Sagittal", "sagittal"), "Green": ("Coronal", "coronal")}
 
 _HOME: Path | None = None
+_CURRENT: SlicerScene | None = None  # the last scene create_scene made global (headless)
 
 
 def _slicer():
@@ -134,9 +135,11 @@ def create_scene(*, set_global: bool = True) -> SlicerScene:
         extra_logics=[hierarchy, tables, remote_io, data_io, crosshair],
     )
     if set_global:
+        global _CURRENT
         slicer.mrmlScene = scene
         if not _inside_slicer_app(slicer):
             slicer.modules = HeadlessModules(ss)
+            _CURRENT = ss
     return ss
 
 
@@ -166,9 +169,12 @@ def _inside_slicer_app(slicer) -> bool:
 
 
 def current_scene() -> SlicerScene:
-    """Inside 3D Slicer: the application's scene and logics. Headless: a new scene (``create_scene``)."""
+    """Inside 3D Slicer: the application's scene and logics. Headless: the scene ``create_scene`` last made
+    global while it is still ``slicer.mrmlScene``, else a new one."""
     slicer = _slicer()
     if not _inside_slicer_app(slicer):
+        if _CURRENT is not None and getattr(slicer, "mrmlScene", None) is _CURRENT.scene:
+            return _CURRENT
         return create_scene()
     app = slicer.app.applicationLogic()
     layout = slicer.app.layoutManager()

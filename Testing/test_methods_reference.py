@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from tinynets import small_densenet
-
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget
 
@@ -26,7 +25,9 @@ def net_and_input():
     return net, x
 
 
-@pytest.mark.parametrize("layer", ["features.denseblock2.denselayer2.layers.conv2", "features.transition1.conv"])
+@pytest.mark.parametrize(
+    "layer", ["features.denseblock2.denselayer2.layers.conv2", "features.transition1.conv"]
+)
 @pytest.mark.parametrize("cls", [0, 1])
 def test_gradcam_matches_monai(net_and_input, layer, cls):
     from monai.visualize import GradCAM
@@ -46,7 +47,9 @@ def test_ig_matches_captum(net_and_input, rule):
 
     net, x = net_and_input
     ours = get_method("ig").fn(net, x, ClassTarget(1), steps=12, rule=rule, batch_size=5)
-    ref = IntegratedGradients(net).attribute(x, baselines=torch.zeros_like(x), target=1, n_steps=12, method=rule)
+    ref = IntegratedGradients(net).attribute(
+        x, baselines=torch.zeros_like(x), target=1, n_steps=12, method=rule
+    )
     ref = ref[0].sum(0).detach().numpy()
     if rule == "riemann_trapezoid":
         # Captum's trapezoid weights are 1/n (ends 1/2n) and sum to (n-1)/n; ours are the exact

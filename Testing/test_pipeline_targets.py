@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from tinynets import BlobClassifier, save_torchscript
-
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.io.volumes import read_volume, write_volume
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
@@ -48,7 +47,12 @@ def test_card_with_resampling_maps_back(oblique_volume, tmp_path, method):
         "classes": ["blob", "no blob"],
         "network": {"name": "BlobClassifierNotInMonai", "args": {}},
         "weights": "blob.safetensors",
-        "preprocessing": {"orientation": "RAS", "spacing": [1.5, 1.5, 1.5], "intensity": {"type": "zscore"}, "spatial_size": [40, 40, 40]},
+        "preprocessing": {
+            "orientation": "RAS",
+            "spacing": [1.5, 1.5, 1.5],
+            "intensity": {"type": "zscore"},
+            "spatial_size": [40, 40, 40],
+        },
     }
     (tmp_path / "card.json").write_text(json.dumps(card))
     # the card names a network outside MONAI: a clear error
@@ -62,12 +66,24 @@ def test_card_with_resampling_maps_back(oblique_volume, tmp_path, method):
     from XAIMedSlicerLib.model.weights import sha256_of
 
     net = BlobClassifier().eval()
-    loaded = LoadedModel(net, ModelCard.read(tmp_path / "card.json"), "card", tmp_path / "card.json", sha256_of(tmp_path / "blob.safetensors"), torch.device("cpu"))
+    loaded = LoadedModel(
+        net,
+        ModelCard.read(tmp_path / "card.json"),
+        "card",
+        tmp_path / "card.json",
+        sha256_of(tmp_path / "blob.safetensors"),
+        torch.device("cpu"),
+    )
     expl = explain(oblique_volume, loaded, method, target="blob")
     assert expl.attribution.same_grid(oblique_volume)
     truth = oblique_volume.index_to_ras(BLOB_IJK)
     assert np.linalg.norm(peak_ras(expl.attribution) - truth) <= np.linalg.norm(oblique_volume.spacing)
-    assert expl.provenance["preprocessing"]["transforms"] == ["Orientation", "Spacing", "NormalizeIntensity", "ResizeWithPadOrCrop"]
+    assert expl.provenance["preprocessing"]["transforms"] == [
+        "Orientation",
+        "Spacing",
+        "NormalizeIntensity",
+        "ResizeWithPadOrCrop",
+    ]
 
 
 def test_region_target_sums_logits_in_mask():

@@ -47,5 +47,10 @@ def small_densenet(out_channels: int = 2, seed: int = 0) -> nn.Module:
 
     torch.manual_seed(seed)
     return DenseNet(
-        spatial_dims=3, in_channels=1, out_channels=out_channels, init_features=8, growth_rate=4, block_config=(2, 2)
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=out_channels,
+        init_features=8,
+        growth_rate=4,
+        block_config=(2, 2),
     ).eval()

@@ -43,6 +43,7 @@ def explain(
     device: str = "auto",
     seed: int = 0,
     method_params: dict | None = None,
+    roi: tuple[tuple[float, float, float], tuple[int, int, int]] | None = None,
     progress: Progress | None = None,
 ) -> Explanation:
     """Explain one prediction of ``model`` on ``image``; the attribution comes back on ``image``'s grid.
@@ -51,6 +52,8 @@ def explain(
     the largest predicted foreground class). For segmentation networks ``region`` picks where class
     logits are summed: the ``predicted`` mask of the class, a given ``mask``, a RAS ``box``
     ``(r0, a0, s0, r1, a1, s1)`` in mm, or the predicted component at a RAS ``point``.
+    ``roi = (centre_ras_mm, size_voxels)`` runs the network on a crop of the preprocessed scan;
+    the attribution is zero outside it.
     """
     report = progress or (lambda _f, _m: None)
     timer = StageTimer()
@@ -73,7 +76,7 @@ def explain(
     _seed_everything(seed)
     net, card = loaded.network, loaded.card
     with timer.stage("preprocess"):
-        model_input = prepare_input(image, card.preprocessing, loaded.device)
+        model_input = prepare_input(image, card.preprocessing, loaded.device, roi=roi)
         x = model_input.tensor
     report(0.1, "inference")
     with timer.stage("inference"), torch.inference_mode():

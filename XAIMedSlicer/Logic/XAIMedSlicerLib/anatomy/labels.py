@@ -14,7 +14,7 @@ from ..geometry.volume import Volume
 
 def read_label_names(path: str | Path | None) -> dict[int, str]:
     """Label value -> name from JSON (``{"1": "liver"}``, a list, brainchop ``{"labels": [...]}``,
-    TotalSegmentator ``{"total": {...}}``) or a colour table text file (``value name r g b a``)."""
+    TotalSegmentator ``{"total": {...}, "total_mr": {...}}``) or a colour table text file (``value name r g b a``)."""
     if path is None:
         return {}
     path = Path(path)
@@ -43,8 +43,9 @@ def parse_label_names(data) -> dict[int, str]:
     """Normalise the accepted JSON shapes into ``{int: str}``."""
     if isinstance(data, dict) and "labels" in data and isinstance(data["labels"], list):
         data = data["labels"]
-    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), dict):
-        data = next(iter(data.values()))
+    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        # several named label sets (TotalSegmentator's class map): the first, "total" by convention
+        data = data.get("total", next(iter(data.values())))
     if isinstance(data, list):
         return {i: str(n) for i, n in enumerate(data) if i != 0}
     if isinstance(data, dict):

@@ -67,9 +67,19 @@ def spatial_transforms(pre: Preprocessing, mode: str = "bilinear") -> list:
     return out
 
 
-def prepare_input(image: Volume, pre: Preprocessing, device: torch.device | str = "cpu") -> ModelInput:
-    """Apply the card's preprocessing to ``image`` and return the tensor with its grid."""
+def prepare_input(
+    image: Volume,
+    pre: Preprocessing,
+    device: torch.device | str = "cpu",
+    roi: tuple[tuple[float, float, float], tuple[int, int, int]] | None = None,
+) -> ModelInput:
+    """Apply the card's preprocessing to ``image`` and return the tensor with its grid.
+
+    ``roi = (centre_ras_mm, size_voxels)`` crops the preprocessed volume around a point, after
+    intensity scaling (so scaling sees the whole scan), for networks too costly on the full scan.
+    """
     from monai.data import MetaTensor
+    from monai.transforms import SpatialCrop
 
     data = np.ascontiguousarray(image.array.transpose(2, 1, 0)[None].astype(np.float32))
     tensor = MetaTensor(
@@ -82,6 +92,17 @@ def prepare_input(image: Volume, pre: Preprocessing, device: torch.device | str 
         steps.insert(len(steps) - (1 if pre.spatial_size else 0), intensity)
     for transform in steps:
         tensor = transform(tensor)
+    if roi is not None:
+        centre_ras, size = roi
+        inverse = np.linalg.inv(np.asarray(tensor.affine, dtype=float))
+        centre = np.rint(inverse @ np.append(np.asarray(centre_ras, dtype=float), 1.0))[:3].astype(int)
+        crop = SpatialCrop(roi_center=centre.tolist(), roi_size=[int(s) for s in size])
+        tensor = crop(tensor)
+        steps.append(crop)
+        if min(tensor.shape[1:]) == 0:
+            from ..errors import XAIError
+
+            raise XAIError("the region of interest lies outside the scan", "centre the ROI inside the image")
     affine = np.asarray(tensor.affine, dtype=float)
     arr = np.asarray(tensor.as_tensor()[0], dtype=np.float32)
     grid = Volume.from_ras_affine(arr.transpose(2, 1, 0), affine)

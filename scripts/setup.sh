@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned working set (CPU PyTorch 2.13.0) and install XAIMedSlicerLib.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch first, pinned: a bare "torch" would pull a multi-GB CUDA build
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[test]"
+python -c "import XAIMedSlicerLib, torch, monai, captum, slicer; print('XAIMedSlicerLib', XAIMedSlicerLib.__version__, '| torch', torch.__version__, '| monai', monai.__version__)"

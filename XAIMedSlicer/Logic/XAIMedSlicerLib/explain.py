@@ -17,7 +17,7 @@ from .geometry.volume import Volume
 from .io.volumes import read_volume
 from .methods import get_method
 from .methods.activations import default_layer
-from .methods.targets import ClassTarget, RegionTarget
+from .methods.targets import ClassTarget, RegionTarget, as_logits
 from .model.device import describe_device
 from .model.loader import LoadedModel, load_model
 from .preprocess import prepare_input, to_input_grid
@@ -80,7 +80,7 @@ def explain(
         x = model_input.tensor
     report(0.1, "inference")
     with timer.stage("inference"), torch.inference_mode():
-        output = net(x)
+        output = as_logits(net(x))
     output = output.clone()
     task = card.task if card.task != "auto" else ("segmentation" if output.ndim >= 4 else "classification")
     prediction = _prediction(output, task, card.classes)

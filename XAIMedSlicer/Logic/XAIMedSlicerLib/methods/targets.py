@@ -7,6 +7,15 @@ from dataclasses import dataclass
 import torch
 
 
+def as_logits(output) -> torch.Tensor:
+    """The network output as ``(B, K, ...)``: first tensor of a tuple/dict, ``(B,)`` as one class."""
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    if isinstance(output, (tuple, list)):
+        output = output[0]
+    return output[:, None] if output.ndim == 1 else output
+
+
 @dataclass
 class ClassTarget:
     """The logit of class ``index`` of a classifier (output ``(B, K)``)."""
@@ -15,7 +24,7 @@ class ClassTarget:
     name: str = ""
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
-        return output[:, self.index]
+        return as_logits(output)[:, self.index]
 
     def describe(self) -> dict:
         return {"kind": "class_logit", "class_index": self.index, "class_name": self.name}
@@ -35,6 +44,7 @@ class RegionTarget:
     name: str = ""
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        output = as_logits(output)
         mask = self.mask.to(device=output.device, dtype=output.dtype)
         return (output[:, self.index] * mask).flatten(1).sum(1)
 

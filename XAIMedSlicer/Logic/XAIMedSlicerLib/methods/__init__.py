@@ -6,3 +6,6 @@ every built-in method.
 
 from .registry import Attribution, MethodSpec, available_methods, get_method, register  # noqa: F401
 from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration side effects)
+
+# isort: split
+from . import gradcampp, saliency, smoothgrad  # noqa: F401,E402  (registration side effects)

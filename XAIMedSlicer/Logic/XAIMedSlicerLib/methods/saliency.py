@@ -1,0 +1,46 @@
+"""Saliency (Simonyan et al. 2014) and gradient x input: one forward and one backward pass.
+
+``saliency`` is the largest absolute input gradient over channels (Captum's ``Saliency(abs=True)``
+per channel, MONAI's ``VanillaGrad`` in magnitude). ``input_x_gradient`` is the signed channel sum of
+input times gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .gradient_method import run_kernel
+from .kernels import get_kernel, reduce_channels
+from .registry import Attribution, register
+
+
+def _single(name: str, model, x: torch.Tensor, target, *, precision: str, budget, progress) -> Attribution:
+    attr, _scores, info = run_kernel(
+        name, model, x, target, {}, precision=precision, budget=budget, progress=progress
+    )
+    kernel = get_kernel(name)
+    return Attribution(
+        reduce_channels(attr, kernel.reduce).cpu(),
+        signed=kernel.signed,
+        method=name,
+        params={"precision": precision},
+        info=info,
+    )
+
+
+@register("saliency", signed=False, description="absolute input gradient (one forward and backward pass)")
+def saliency(
+    model, x: torch.Tensor, target, *, precision: str = "auto", budget=None, progress=None, **_
+) -> Attribution:
+    """``max_c |d target / d x_c|``."""
+    return _single("saliency", model, x, target, precision=precision, budget=budget, progress=progress)
+
+
+@register("input_x_gradient", signed=True, description="input times gradient, summed over channels")
+def input_x_gradient(
+    model, x: torch.Tensor, target, *, precision: str = "auto", budget=None, progress=None, **_
+) -> Attribution:
+    """``sum_c x_c * d target / d x_c``."""
+    return _single(
+        "input_x_gradient", model, x, target, precision=precision, budget=budget, progress=progress
+    )

@@ -20,6 +20,7 @@ from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import read_volume, write_volume
 from XAIMedSlicerLib.worker import WorkerJob, WorkerProcess, create_job_folder, load_explanation, run_job
+from XAIMedSlicerLib.worker.main import STAGES
 from XAIMedSlicerLib.worker.protocol import ExitCode
 
 PROMISE_S = 2.0  # the GUI's promise: progress at least this often, cancel within this time
@@ -116,13 +117,20 @@ def test_heartbeat_repeats_the_state_while_the_main_thread_is_busy(inputs, tmp_p
 
 
 def test_cancel_stops_the_process_tree_quickly_and_leaves_no_output(inputs, tmp_path):
-    job, folder = new_job(inputs, tmp_path, method="ig", params={"steps": 400}, chunk=1)
+    job, folder = new_job(
+        inputs, tmp_path, method="ig", params={"steps": 5000, "rule": "riemann_trapezoid"}, chunk=1
+    )
     proc = WorkerProcess(folder, job).start()
+    attributing = STAGES["explain"][0] + 0.15 * (STAGES["explain"][1] - STAGES["explain"][0])
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and "IG" not in str(proc.last_progress.get("message")):
+    while (
+        time.monotonic() < deadline and proc.last_progress["fraction"] <= attributing and proc.outcome is None
+    ):
         proc.poll()
         time.sleep(0.05)
-    assert "IG" in proc.last_progress["message"], "the attribution never started"
+    assert proc.outcome is None and proc.last_progress["fraction"] > attributing, (
+        "the attribution never started"
+    )
     tree = [psutil.Process(proc.pid)] + psutil.Process(proc.pid).children(recursive=True)
     started = time.monotonic()
     proc.cancel()
@@ -179,8 +187,11 @@ def test_out_of_memory_under_a_tiny_budget_moves_to_the_cpu(inputs, tmp_path):
     failed = outcome.result["attempts"]
     assert failed and all(a["budget_mb"] == 0.01 for a in failed)
     assert all("out of memory" in a["error"] for a in failed)
-    chunks = [a["chunk"] for a in failed]
-    assert chunks == sorted(chunks, reverse=True)
+    # IG takes a MemoryBudget: it halves its chunks itself and gives up only when one path point does not fit
+    assert [a["chunk"] for a in failed] == [4] and "simulated out of memory" in failed[0]["error"]
+    assert "halved down to one item" in retries[0]["message"]
+    info = outcome.result["provenance"]["method"]["info"]
+    assert info["chunks"]["device"] == "cpu" and info["chunks"]["retries"] == 0
     direct = explain(inputs["image"], inputs["model"], "ig", device="cpu", seed=0, method_params={"steps": 8})
     loaded = load_explanation(outcome.out_dir, inputs["image_path"])
     np.testing.assert_allclose(loaded.attribution.array, direct.attribution.array, rtol=1e-4, atol=1e-6)

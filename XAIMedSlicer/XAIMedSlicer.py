@@ -42,7 +42,7 @@ if _LOGIC_DIR not in sys.path:
 
 # Registered attribution methods (Testing/test_module_ui.py checks this against the method registry,
 # which cannot be imported here without importing PyTorch).
-METHODS = ("gradcam", "ig")
+METHODS = ("gradcam", "gradcampp", "ig", "input_x_gradient", "saliency", "smoothgrad")
 DEVICES = ("auto", "cuda", "cpu")
 POLL_MS = 200
 

@@ -174,7 +174,9 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
         what = (
             f"chunk {following.chunk}" if same else f"the {following.device.upper()} without a memory limit"
         )
-        message = f"out of memory on {failed.device} with chunk {failed.chunk}; retrying with {what}"
+        # a method with a MemoryBudget lets an out-of-memory out only once a single item does not fit
+        chunks = "chunks halved down to one item" if takes_budget else f"chunk {failed.chunk}"
+        message = f"out of memory on {failed.device} with {chunks}; retrying with {what}"
         emitter.emit(
             "retry",
             reason="out_of_memory",

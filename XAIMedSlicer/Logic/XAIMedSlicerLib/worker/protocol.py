@@ -49,11 +49,14 @@ _WINDOWS_CRASHES = {
 
 def crash_description(returncode: int) -> str | None:
     """Words for an exit code that means a crash, or None for an ordinary exit code."""
+    code = returncode & 0xFFFFFFFF
+    if code in _WINDOWS_CRASHES:  # Windows, as an unsigned or a signed 32-bit number
+        return f"{_WINDOWS_CRASHES[code]} (0x{code:08X})"
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
-            name = f"signal {-returncode}"
+            return f"signal {-returncode}"
         words = {
             "SIGSEGV": "segmentation fault",
             "SIGABRT": "abort",
@@ -61,9 +64,6 @@ def crash_description(returncode: int) -> str | None:
             "SIGBUS": "bus error",
         }
         return f"{words.get(name, name)} ({name})"
-    code = returncode & 0xFFFFFFFF
-    if code in _WINDOWS_CRASHES:
-        return f"{_WINDOWS_CRASHES[code]} (0x{code:08X})"
     if returncode in (128 + signal.SIGSEGV, 128 + signal.SIGABRT):  # a shell or launcher in between
         return crash_description(-(returncode - 128))
     return None

@@ -42,7 +42,7 @@ if _LOGIC_DIR not in sys.path:
 
 # Registered attribution methods (Testing/test_module_ui.py checks this against the method registry,
 # which cannot be imported here without importing PyTorch).
-METHODS = ("gradcam", "gradcampp", "ig", "input_x_gradient", "saliency", "smoothgrad")
+METHODS = ("gradcam", "gradcampp", "ig", "input_x_gradient", "occlusion", "saliency", "smoothgrad")
 DEVICES = ("auto", "cuda", "cpu")
 POLL_MS = 200
 
@@ -278,6 +278,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def cleanup(self) -> None:
         if self._job is not None:
             self._job.process.cancel()
+            self._job.cleanup()
             self._job = None
         self._pollTimer.stop()
         self._deviceTimer.stop()
@@ -307,7 +308,8 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
             firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode and firstVolumeNode.GetAttribute("XAIMed.role") is None:
+            isScan = firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode")
+            if isScan and firstVolumeNode.GetAttribute("XAIMed.role") is None:
                 self._parameterNode.inputVolume = firstVolumeNode
 
     def setParameterNode(self, inputParameterNode: XAIMedSlicerParameterNode | None) -> None:
@@ -317,6 +319,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified
             )
         self._parameterNode = inputParameterNode
+        self._displayState = None
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
@@ -393,7 +396,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.modelPath = Path(folder)
 
     def onModelPathChanged(self, path: str) -> None:
-        if not path:
+        if not _isSet(path):
             self.ui.modelInfoLabel.text = _("No model selected.")
             return
         try:
@@ -482,9 +485,9 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if outcome.status == "done":
             with slicer.util.tryWithErrorDisplay(_("Failed to load the result."), waitCursor=True):
                 node = self.logic.finishJob(job, outcome)
-                if job.mode == "explain":
+                if self._parameterNode is not None and job.mode == "explain":
                     self._parameterNode.result = node
-                else:
+                elif self._parameterNode is not None:
                     self._parameterNode.structures = node
                 self.ui.progressBar.value = 100
                 self.ui.statusLabel.text = _("Done in {seconds:.1f} s.").format(

@@ -63,13 +63,26 @@ def worker_command(job_path: Path, python: str | None = None) -> list[str]:
 
 
 def worker_environment(base: dict | None = None) -> dict:
-    """The environment with this package importable and unbuffered output."""
-    env = dict(os.environ if base is None else base)
+    """The environment with this package importable and unbuffered output.
+
+    Inside 3D Slicer the base is Slicer's startup environment (without the launcher's settings, which
+    PythonSlicer sets again for itself); elsewhere it is this process's environment.
+    """
+    env = dict(_startup_environment() if base is None else base)
     paths = [str(LOGIC_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PYTHONIOENCODING", "utf-8")
     return env
+
+
+def _startup_environment() -> dict:
+    try:
+        import slicer
+
+        return dict(slicer.util.startupEnvironment())  # only the desktop application has slicer.app
+    except Exception:  # noqa: BLE001  (headless: no application, so no launcher settings either)
+        return dict(os.environ)
 
 
 class WorkerProcess:

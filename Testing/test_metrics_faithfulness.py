@@ -125,3 +125,37 @@ def test_auc_and_errors(linear_case):
         evaluate_faithfulness(model, torch.from_numpy(x)[None, None], first, x[0])
     with pytest.raises(XAIError, match="unknown replacement"):
         evaluate_faithfulness(model, torch.from_numpy(x)[None], first, x[0], deletion_replacement="noise")
+
+
+def test_given_replacement_and_flags(linear_case):
+    from XAIMedSlicerLib.metrics import map_flags
+
+    x, w, model = linear_case
+    healthy = np.full_like(x, 0.25)
+    a = (w * x)[0]
+    res = evaluate_faithfulness(
+        model, torch.from_numpy(x)[None], first, a, steps=6, n_random=1,
+        deletion_replacement=torch.from_numpy(healthy)[None], insertion_replacement=torch.from_numpy(healthy)[None],
+    )  # fmt: skip
+    counts = np.round(np.linspace(0, a.size, 7)).astype(int)
+    order = np.argsort(-a.ravel(), kind="stable")
+    np.testing.assert_allclose(
+        res.deletion.scores, expected_curve(x, w, healthy, order, counts), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        res.insertion.scores, expected_curve(healthy, w, x, order, counts), rtol=1e-4, atol=1e-4
+    )
+    assert res.replacement["deletion"] == "given input"
+    flags = map_flags(faithfulness=res)
+    assert flags.trustworthy and flags.text.startswith(
+        f"deletion AUC {res.deletion.normalised_auc:.2f} against"
+    )
+    worse = evaluate_faithfulness(model, torch.from_numpy(x)[None], first, -a, steps=6, n_random=1)
+    assert (
+        not map_flags(faithfulness=worse).trustworthy
+        and "not trustworthy" in map_flags(faithfulness=worse).text
+    )
+    flat = evaluate_faithfulness(
+        WeightedSum(np.zeros_like(w)).eval(), torch.from_numpy(x)[None], first, a, steps=4
+    )
+    assert np.isnan(flat.deletion.normalised_auc) and "not measurable" in map_flags(faithfulness=flat).text

@@ -115,7 +115,9 @@ def make_curve(kind: str, ordering: str, fractions: np.ndarray, scores: np.ndarr
     else:
         high, low = scores[-1], scores[0]
     span = high - low
-    norm = (scores - low) / span if abs(span) > 1e-12 else np.full_like(scores, np.nan)
+    # a perturbation that hardly moves the score has no meaningful normalised curve
+    flat = abs(span) <= 1e-3 * (abs(high) + abs(low)) + 1e-12
+    norm = np.full_like(scores, np.nan) if flat else (scores - low) / span
     return Curve(
         kind=kind,
         ordering=ordering,
@@ -140,8 +142,8 @@ def evaluate_faithfulness(
     attribution,
     *,
     steps: int = 50,
-    deletion_replacement: str = "baseline",
-    insertion_replacement: str = "blur",
+    deletion_replacement: str | torch.Tensor = "baseline",
+    insertion_replacement: str | torch.Tensor = "blur",
     baseline: float = 0.0,
     blur_sigma: float = 5.0,
     absolute: bool = False,
@@ -154,6 +156,7 @@ def evaluate_faithfulness(
 
     ``x`` is the model input ``(1, C, *spatial)``; ``attribution`` a map on its spatial grid;
     ``target`` maps the model output to one score per batch element. ``absolute`` orders by |map|.
+    Replacements are ``baseline``, ``blur``, ``mean`` or an input-shaped tensor (see ``replacement_input``).
     """
     check_input(x)
     if n_random < 1:
@@ -201,8 +204,8 @@ def evaluate_faithfulness(
         deletion_random=mean_curve(curves["deletion_random"]),
         insertion_random=mean_curve(curves["insertion_random"]),
         replacement={
-            "deletion": deletion_replacement,
-            "insertion": insertion_replacement,
+            "deletion": deletion_replacement if isinstance(deletion_replacement, str) else "given input",
+            "insertion": insertion_replacement if isinstance(insertion_replacement, str) else "given input",
             "baseline": baseline,
             "blur_sigma": blur_sigma,
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .faithfulness import FaithfulnessResult
@@ -35,9 +36,12 @@ def map_flags(
             failed.append("randomisation")
     if faithfulness is not None:
         d, r = faithfulness.deletion.normalised_auc, faithfulness.deletion_random.normalised_auc
-        parts.append(f"deletion AUC {d:.2f} against {r:.2f} random")
-        if not d < r:
-            failed.append("deletion")
+        if math.isnan(d) or math.isnan(r):
+            parts.append("deletion not measurable (removing the input barely changes the score)")
+        else:
+            parts.append(f"deletion AUC {d:.2f} against {r:.2f} random")
+            if not d < r:
+                failed.append("deletion")
     if not parts:
         return MapFlags(text="not checked", trustworthy=False, failed=["unchecked"])
     text = "; ".join(parts)

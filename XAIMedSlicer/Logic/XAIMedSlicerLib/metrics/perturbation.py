@@ -13,15 +13,23 @@ REPLACEMENTS = ("blur", "baseline", "mean")
 
 
 def replacement_input(
-    x: torch.Tensor, mode: str = "blur", *, baseline: float = 0.0, blur_sigma: float = 5.0
+    x: torch.Tensor, mode: str | torch.Tensor = "blur", *, baseline: float = 0.0, blur_sigma: float = 5.0
 ) -> torch.Tensor:
     """The input with everything removed: ``x`` shape ``(1, C, *spatial)`` (2D or 3D spatial).
 
     * ``blur``: a Gaussian-blurred copy (``blur_sigma`` in voxels, per channel), as in RISE insertion;
     * ``baseline``: the constant ``baseline`` everywhere;
-    * ``mean``: each channel's mean.
+    * ``mean``: each channel's mean;
+    * a tensor shaped like ``x``: that input (e.g. the same scan without the finding, when it is known).
     """
     check_input(x)
+    if isinstance(mode, torch.Tensor):
+        if mode.shape != x.shape:
+            raise XAIError(
+                f"replacement shape {tuple(mode.shape)} differs from the input {tuple(x.shape)}",
+                "give an input-shaped tensor",
+            )
+        return mode.to(x.device, x.dtype)
     if mode == "blur":
         arr = x.detach().cpu().numpy().astype(np.float32)
         sigma = (0, 0) + (float(blur_sigma),) * (x.ndim - 2)

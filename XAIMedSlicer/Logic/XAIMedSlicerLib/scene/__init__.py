@@ -64,6 +64,22 @@ One call (``build.py``)
     threshold_fraction=0.1, closed_surface=True) -> SceneBundle``; with ``image_node`` (the user's
     loaded scan) the scan is referenced, not copied or changed.  ``bundle.map_nodes()`` lists the map
     and its derived maps.
+    ``bundle_from_node(attribution_node, ss=None) -> SceneBundle | None``: the bundle of a map already in a
+    scene (after a reload): the run's nodes by ``XAIMed.run``; a derived map leads to its source map
+    (``source_map(node)``).
+
+Display settings of the Slicer module (``display.py``, ``threshold.py``)
+    ``DisplaySettings(color_map="auto"|"sequential"|"diverging", opacity, threshold (fraction 0..1),
+    show_legend, absolute_value, volume_rendering, only_inside_selected)``;
+    ``DisplaySettings.from_parameters(p)`` reads the module's parameter-node names (``colorMap``, ...).
+    ``apply_display(bundle, settings, segment_ids=()) -> node shown``: colour map, threshold, opacity,
+    legend, 3D; |map| and the map inside the selected segments are derived nodes made once
+    (``derived_map(bundle, source, key, make)``).
+    Signed maps get a symmetric threshold that hides |value| < t: ``set_symmetric_threshold(node, t)``
+    gives the map its own colour table (``XAIMed.threshold_of``) whose entries inside (-t, t) have alpha
+    0 (slice views honour it; |value| >= t always shown, |value| < t - window/255 always hidden;
+    the values are unchanged);
+    ``set_symmetric_volume_rendering(display, node, t)`` does the same in 3D (opacity 0 inside (-t, t)).
 
 Interaction for the Slicer module (``interaction.py``, ``volume_rendering.py``)
     ``center_on_structure(bundle, row_or_label) -> ras``: all slice views centred on the structure's
@@ -85,7 +101,7 @@ Rendering (``render.py``, ``render3d.py``)
 """
 
 from .app import SLICE_VIEWS, SlicerScene, create_scene, current_scene
-from .build import SceneBundle, build_scene
+from .build import SceneBundle, build_scene, bundle_from_node, source_map
 from .colormaps import (
     DIVERGING,
     SEQUENTIAL,
@@ -97,6 +113,7 @@ from .colormaps import (
     sequential_color_node,
 )
 from .colortables import palette_color, read_color_table
+from .display import DisplaySettings, apply_display, derived_map
 from .interaction import (
     center_on_structure,
     center_slice_views,
@@ -125,6 +142,7 @@ from .render3d import render_3d
 from .segmentation import add_segmentation, segment_id_for_label, segment_ids, segment_label
 from .table import add_structure_table, exact_rows, table_rows
 from .terminology import parse_terminology, terminology_entry, terminology_string
+from .threshold import set_symmetric_threshold, set_symmetric_volume_rendering, symmetric_threshold
 from .volume_rendering import add_volume_rendering
 from .volumes import add_volume, unique_node_name, volume_from_node
 
@@ -132,6 +150,7 @@ __all__ = [
     "SLICE_VIEWS",
     "DIVERGING",
     "SEQUENTIAL",
+    "DisplaySettings",
     "SceneBundle",
     "SlicerScene",
     "absolute_value_node",
@@ -141,7 +160,9 @@ __all__ = [
     "add_structure_table",
     "add_volume",
     "add_volume_rendering",
+    "apply_display",
     "build_scene",
+    "bundle_from_node",
     "center_on_structure",
     "center_slice_views",
     "clear_highlight",
@@ -150,9 +171,10 @@ __all__ = [
     "colormap_rgba",
     "create_scene",
     "current_scene",
+    "derived_map",
     "display_range",
-    "exact_rows",
     "diverging_color_node",
+    "exact_rows",
     "get_provenance",
     "highlight_segment",
     "highlighted_segment",
@@ -174,11 +196,15 @@ __all__ = [
     "set_colormap",
     "set_opacity",
     "set_provenance",
+    "set_symmetric_threshold",
+    "set_symmetric_volume_rendering",
     "set_threshold",
     "set_window",
     "show_in_slice_views",
     "slice_image_rgb",
     "slice_view_center",
+    "source_map",
+    "symmetric_threshold",
     "table_rows",
     "terminology_entry",
     "terminology_string",

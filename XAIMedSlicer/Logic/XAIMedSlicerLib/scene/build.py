@@ -7,17 +7,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import XAIError
 from ..explanation import Explanation
 from .app import SlicerScene, create_scene
 from .colormaps import add_color_legend
 from .interaction import center_slice_views
-from .overlay import ROLE, add_attribution_node, display_range, show_in_slice_views
+from .overlay import ROLE, SIGNED, add_attribution_node, display_range, show_in_slice_views
 from .provenance import PREFIX
 from .segmentation import add_segmentation
 from .table import add_structure_table
 from .volumes import add_volume, volume_from_node
 
 RUN = PREFIX + "run"
+DERIVED_FROM = PREFIX + "derived_from"
 
 
 @dataclass
@@ -169,4 +171,72 @@ def build_scene(
         labelmap_node=labelmap,
         table_node=table,
         structures=list(explanation.structures),
+    )
+
+
+def _run_nodes(scene, class_name: str, run_name: str) -> list:
+    nodes = scene.GetNodesByClass(class_name)
+    found = [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+    return [n for n in found if n.GetAttribute(RUN) == run_name]
+
+
+def source_map(node):
+    """The map a derived map (|map|, masked copy) was made from, followed to the first one."""
+    scene, seen = node.GetScene(), {node.GetID()}
+    while (source_id := node.GetAttribute(DERIVED_FROM)) and source_id not in seen:
+        source = scene.GetNodeByID(source_id)
+        if source is None:
+            break
+        seen.add(source_id)
+        node = source
+    return node
+
+
+def bundle_from_node(attribution_node, ss: SlicerScene | None = None) -> SceneBundle | None:
+    """The SceneBundle of a map already in a scene (a reloaded scene, or one built by another session).
+
+    The run's nodes are found by their ``XAIMed.run`` attribute, the scan by ``XAIMed.scan``, the
+    structure rows by the table's exact rows; a derived map (|map|, masked copy) leads to the map it was
+    made from, and the run's derived maps are listed in ``derived_nodes``. ``ss``: the SlicerScene that
+    holds the node (default ``current_scene()``). None for a node that is no XAIMedSlicer map.
+    """
+    from .app import current_scene
+    from .table import exact_rows
+    from .threshold import base_color_node
+
+    if attribution_node is None or attribution_node.GetAttribute(RUN) is None:
+        return None
+    ss = ss or current_scene()
+    if ss.scene is not attribution_node.GetScene():
+        raise XAIError(
+            f"map '{attribution_node.GetName()}' is not in the given scene", "pass the SlicerScene holding it"
+        )
+    node = source_map(attribution_node)
+    run_name = node.GetAttribute(RUN)
+    scene = ss.scene
+
+    def first(class_name: str):
+        found = _run_nodes(scene, class_name, run_name)
+        return found[0] if found else None
+
+    maps = [
+        n
+        for n in _run_nodes(scene, "vtkMRMLScalarVolumeNode", run_name)
+        if n.GetAttribute(ROLE) == "attribution" and n is not node and source_map(n) is node
+    ]
+    scan_id = node.GetAttribute(PREFIX + "scan")
+    table = first("vtkMRMLTableNode")
+    return SceneBundle(
+        ss=ss,
+        image_node=scene.GetNodeByID(scan_id) if scan_id else None,
+        attribution_node=node,
+        color_node=base_color_node(node),
+        legend_node=ss.color_logic.GetColorLegendDisplayNode(node),
+        signed=node.GetAttribute(SIGNED) == "1",
+        run_name=run_name,
+        segmentation_node=first("vtkMRMLSegmentationNode"),
+        labelmap_node=first("vtkMRMLLabelMapVolumeNode"),
+        table_node=table,
+        structures=exact_rows(table) if table is not None else [],
+        derived_nodes=maps,
     )

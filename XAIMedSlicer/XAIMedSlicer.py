@@ -1,16 +1,17 @@
 """XAIMedSlicer: explain what MONAI 3D networks see in CT and MRI volumes.
 
-Thin module layer: widget wiring, the parameter node, the background worker and its progress. The
-work itself lives in the Logic package ``XAIMedSlicerLib`` (``Logic/`` next to this file):
-``worker`` runs the explanation in a separate PythonSlicer process, ``scene`` builds the MRML nodes.
+Thin module layer: widget wiring, the parameter node, dependency installation, the background worker's
+progress. The work itself lives in the Logic package ``XAIMedSlicerLib`` (``Logic/`` next to this file):
+``slicerlogic.ExplainSession`` (held by XAIMedSlicerLogic as ``logic.session``) starts and finishes jobs
+and drives the results; ``worker`` runs the explanation in a separate PythonSlicer process; ``scene``
+builds and displays the MRML nodes.
 """
 
 import enum
-import logging
 import os
+import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -226,9 +227,8 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._job = None  # the running XAIMedSlicerJob
-        self._devices = None
-        self._deviceThread = None
+        self._job = None  # the running XAIMedSlicerLib.slicerlogic.SessionJob
+        self._deviceProbe = None  # XAIMedSlicerLib.slicerlogic.devices.DeviceProbe
         self._syncing = False
         self._observedEditorNodes = []
         self._displayState = None
@@ -307,10 +307,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
-            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            isScan = firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode")
-            if isScan and firstVolumeNode.GetAttribute("XAIMed.role") is None:
-                self._parameterNode.inputVolume = firstVolumeNode
+            self._parameterNode.inputVolume = self.logic.session.default_input_volume()
 
     def setParameterNode(self, inputParameterNode: XAIMedSlicerParameterNode | None) -> None:
         if self._parameterNode:
@@ -358,24 +355,15 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Table, segments and overlay of the selected result (re-applied only when a display setting changed)."""
         if self._syncing:
             return
-        p = self._parameterNode
-        state = (
-            node.GetID() if node else None,
-            p.colorMap,
-            p.opacity,
-            p.threshold,
-            p.showLegend,
-            p.absoluteValue,
-            p.volumeRendering,
-            p.onlyInsideSelected,
-        )
+        from XAIMedSlicerLib.scene import DisplaySettings
+
+        state = (node.GetID() if node else None, DisplaySettings.from_parameters(self._parameterNode))
         if state == self._displayState:
             return
         self._displayState = state
-        bundle = self.logic.bundleForNode(node) if node else None
+        bundle = self.logic.session.bundle_for_node(node)
         self.ui.structureTableView.setMRMLTableNode(bundle.table_node if bundle else None)
         self.ui.segmentsTableView.setSegmentationNode(bundle.segmentation_node if bundle else None)
-        self.ui.thresholdSlider.enabled = bundle is None or not bundle.signed or p.absoluteValue
         if bundle is None:
             return
         selectionModel = self.ui.structureTableView.selectionModel()
@@ -385,7 +373,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
             self._tableSelectionModel = selectionModel
         with slicer.util.tryWithErrorDisplay(_("Failed to update the overlay."), waitCursor=False):
-            self.logic.applyDisplay(bundle, p, self._selectedSegmentIDs())
+            self.logic.session.apply_display(bundle, self._parameterNode, self._selectedSegmentIDs())
 
     # ---- model and devices --------------------------------------------------------------------
     def onModelFolderButton(self) -> None:
@@ -400,7 +388,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelInfoLabel.text = _("No model selected.")
             return
         try:
-            summary = self.logic.modelSummary(path)
+            summary = self.logic.session.model_summary(path)
         except Exception as exc:  # XAIError: one line for the label
             self.ui.modelInfoLabel.text = str(exc)
             return
@@ -414,43 +402,34 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.targetClassLineEdit.setCompleter(completer)
 
     def _startDeviceProbe(self) -> None:
-        if self._devices is not None or self._deviceThread is not None:
-            return
-        from XAIMedSlicerLib.worker import probe_devices
+        if self._deviceProbe is None:
+            from XAIMedSlicerLib.slicerlogic.devices import DeviceProbe
 
-        def probe():
-            self._devices = probe_devices()
-
-        self._deviceThread = threading.Thread(target=probe, daemon=True)
-        self._deviceThread.start()
-        self._deviceTimer.start()
+            self._deviceProbe = DeviceProbe().start()
+            self._deviceTimer.start()
 
     def onDeviceProbeTimer(self) -> None:
-        if self._devices is None:
+        probe = self._deviceProbe
+        if probe.devices is None:
             return
         self._deviceTimer.stop()
-        gpus = [d for d in self._devices if d["device"].startswith("cuda")]
-        if gpus:
-            self.ui.deviceInfoLabel.text = "; ".join(
-                _("{name}: {free:.0f} MB free of {total:.0f} MB").format(
-                    name=d["name"], free=d["free_mb"], total=d["total_mb"]
-                )
-                for d in gpus
+        self.ui.deviceInfoLabel.text = "; ".join(
+            _("{name}: {free:.0f} MB free of {total:.0f} MB").format(
+                name=d["name"], free=d["free_mb"], total=d["total_mb"]
             )
-        else:
-            error = self._devices[0].get("error") if self._devices else None
-            self.ui.deviceInfoLabel.text = error or _("No CUDA GPU found: the CPU is used.")
+            for d in probe.gpus
+        ) or (probe.error or _("No CUDA GPU found: the CPU is used."))
 
     # ---- running the worker -------------------------------------------------------------------
     def onExplainButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the explanation."), waitCursor=True):
             self.logic.ensureDependencies()
-            self._startJob(self.logic.startExplain(self._parameterNode))
+            self._startJob(self.logic.session.start_explain(self._parameterNode))
 
     def onSegmentWithModelButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to start the segmentation network."), waitCursor=True):
             self.logic.ensureDependencies()
-            self._startJob(self.logic.startSegment(self._parameterNode))
+            self._startJob(self.logic.session.start_segment(self._parameterNode))
 
     def _startJob(self, job) -> None:
         self._job = job
@@ -469,14 +448,11 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job is None:
             self._pollTimer.stop()
             return
-        job.process.poll()
-        progress = job.process.last_progress
-        self.ui.progressBar.value = int(round(100 * float(progress.get("fraction") or 0.0)))
-        elapsed = time.monotonic() - job.started
+        percent, progress, outcome = job.poll()
+        self.ui.progressBar.value = percent
         self.ui.statusLabel.text = _("{stage}: {message} ({elapsed:.0f} s)").format(
-            stage=progress.get("stage"), message=progress.get("message"), elapsed=elapsed
+            stage=progress.get("stage"), message=progress.get("message"), elapsed=job.elapsed()
         )
-        outcome = job.process.outcome
         if outcome is None:
             return
         self._pollTimer.stop()
@@ -484,15 +460,9 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.statusLabel.text = outcome.message
         if outcome.status == "done":
             with slicer.util.tryWithErrorDisplay(_("Failed to load the result."), waitCursor=True):
-                node = self.logic.finishJob(job, outcome)
-                if self._parameterNode is not None and job.mode == "explain":
-                    self._parameterNode.result = node
-                elif self._parameterNode is not None:
-                    self._parameterNode.structures = node
+                self.logic.session.finish_job(job, outcome, self._parameterNode)
                 self.ui.progressBar.value = 100
-                self.ui.statusLabel.text = _("Done in {seconds:.1f} s.").format(
-                    seconds=time.monotonic() - job.started
-                )
+                self.ui.statusLabel.text = _("Done in {seconds:.1f} s.").format(seconds=job.elapsed())
         elif outcome.status == "failed":
             slicer.util.errorDisplay(outcome.message, windowTitle=_("XAIMedSlicer"))
         job.cleanup()
@@ -503,7 +473,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to import the label map."), waitCursor=True):
             p = self._parameterNode
             names = p.labelNamesPath if _isSet(p.labelNamesPath) else None
-            p.structures = self.logic.importLabelMap(p.labelMapPath, names, p.inputVolume)
+            p.structures = self.logic.session.import_label_map(p.labelMapPath, names, p.inputVolume)
 
     def onTargetSegmentationChanged(self, node) -> None:
         self.ui.targetSegmentSelector.setCurrentNode(node)
@@ -513,13 +483,13 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _currentBundle(self):
         node = self._parameterNode.result if self._parameterNode else None
-        return self.logic.bundleForNode(node) if node else None
+        return self.logic.session.bundle_for_node(node)
 
     def _selectedSegmentIDs(self) -> list:
         bundle = self._currentBundle()
         if bundle is None or bundle.table_node is None:
             return []
-        return self.logic.segmentsForRows(bundle, self._selectedRows())
+        return self.logic.session.segments_for_rows(bundle, self._selectedRows())
 
     def _selectedRows(self) -> list:
         model = self.ui.structureTableView.selectionModel()
@@ -536,11 +506,8 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._syncing = True
         try:
             with slicer.util.tryWithErrorDisplay(_("Failed to go to the structure."), waitCursor=False):
-                self.logic.goToStructure(bundle, rows[0])
-                segmentIDs = self.logic.segmentsForRows(bundle, rows)
+                segmentIDs = self.logic.session.select_rows(bundle, rows, self._parameterNode)
                 self.ui.segmentsTableView.setSelectedSegmentIDs(segmentIDs)
-                if self._parameterNode.onlyInsideSelected:
-                    self.logic.applyDisplay(bundle, self._parameterNode, segmentIDs)
         finally:
             self._syncing = False
 
@@ -554,7 +521,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         bundle = self._currentBundle()
         if bundle is None or not segmentIDs:
             return
-        rows = self.logic.rowsForSegments(bundle, segmentIDs)
+        rows = self.logic.session.rows_for_segments(bundle, segmentIDs)
         model = self.ui.structureTableView.selectionModel()
         if not rows or model is None:
             return
@@ -585,46 +552,36 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class XAIMedSlicerJob:
-    """A running background job: the worker process, its folder, and what to do with its output."""
-
-    def __init__(self, mode, process, folder, inputNode, names=None, colors=None):
-        self.mode = mode
-        self.process = process
-        self.folder = folder
-        self.inputNode = inputNode
-        self.names = names or {}
-        self.colors = colors or {}
-        self.started = time.monotonic()
-
-    def cleanup(self) -> None:
-        """Delete the temporary job folder (the scene holds the result nodes by now)."""
-        self.folder.remove()
-
-
 class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
-    """Computation without the GUI. Delegates to XAIMedSlicerLib (worker, scene); usable from scripts."""
+    """Computation without the GUI, usable from scripts.
+
+    ``self.session`` (``XAIMedSlicerLib.slicerlogic.ExplainSession``, Qt-free and tested headless) does
+    the work: background jobs, structures, results, overlay display and structure navigation; its methods
+    take the parameter node or an ``ExplainRequest`` with the same fields. This class adds what needs the
+    application: the parameter node, installing dependencies, and the module's resources.
+    """
 
     def __init__(self, ss=None) -> None:
         """``ss``: the XAIMedSlicerLib SlicerScene to work in (default: Slicer's scene and logics)."""
         ScriptedLoadableModuleLogic.__init__(self)
-        self._ss = ss
-        self._bundles = {}  # attribution node ID -> SceneBundle
+        from XAIMedSlicerLib.slicerlogic import ExplainSession
 
-    def sceneAndLogics(self):
-        """The scene with its volumes, segmentations, colours and volume rendering logics."""
-        if self._ss is None:
-            from XAIMedSlicerLib.scene import current_scene
-
-            self._ss = current_scene()
-        return self._ss
+        self.session = ExplainSession(ss)
 
     def getParameterNode(self):
         return XAIMedSlicerParameterNode(super().getParameterNode())
 
-    # ---- dependencies -------------------------------------------------------------------------
+    def process(self, p, *, timeout=None, onMessage=None, fault=None):
+        """Blocking mode for scripts and tests: run the explanation, return (outcome, attribution node)."""
+        return self.session.process(p, timeout=timeout, on_message=onMessage, fault=fault)
+
+    def resourcePath(self, relativePath: str) -> str:
+        return os.path.join(os.path.dirname(__file__), "Resources", relativePath)
+
     def ensureDependencies(self) -> None:
         """PyTorch (through the PyTorch extension when present), then Resources/requirements.txt."""
+        from XAIMedSlicerLib.slicerlogic.requirements import missing_requirements, read_requirements
+
         try:
             import PyTorchUtils
         except ModuleNotFoundError:
@@ -634,371 +591,18 @@ class XAIMedSlicerLogic(ScriptedLoadableModuleLogic):
             if not torchLogic.torchInstalled():
                 if torchLogic.installTorch(askConfirmation=True, torchVersionRequirement=">=2.1") is None:
                     raise ValueError(_("PyTorch is required. Install it from the PyTorch module."))
-        requirements = self.resourcePath("requirements.txt")
-        packaging = getattr(slicer, "packaging", None) or getattr(slicer, "pydeps", None)
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            wanted = packaging.load_requirements(requirements)
-            if PyTorchUtils is None:
-                wanted = ["torch>=2.1", *wanted]
-            packaging.pip_ensure(wanted, requester="XAIMedSlicer")
-            return
-        self._pipInstallMissing(requirements, withTorch=PyTorchUtils is None)
-
-    def _pipInstallMissing(self, requirements: str, withTorch: bool) -> None:
-        import importlib.util
-
-        lines = [line.strip() for line in Path(requirements).read_text().splitlines()]
-        wanted = [line for line in lines if line and not line.startswith("#")] + (
-            ["torch>=2.1"] if withTorch else []
-        )
-        missing = [
-            req for req in wanted if importlib.util.find_spec(req.split(">")[0].split("=")[0].strip()) is None
-        ]
-        if missing:
-            slicer.util.pip_install(" ".join(f'"{req}"' for req in missing))
-
-    def resourcePath(self, relativePath: str) -> str:
-        return os.path.join(os.path.dirname(__file__), "Resources", relativePath)
-
-    def modelSummary(self, path) -> dict:
-        from XAIMedSlicerLib.worker.summary import model_summary
-
-        return model_summary(path)
-
-    # ---- jobs ---------------------------------------------------------------------------------
-    def startExplain(self, p, *, fault=None) -> XAIMedSlicerJob:
-        """Write the inputs as NRRD files into a temporary folder and start the worker."""
-        from XAIMedSlicerLib.worker import create_job_folder
-
-        if not p.inputVolume or not _isSet(p.modelPath):
-            raise ValueError(_("Select an input volume and a model."))
-        folder = create_job_folder()
+        wanted = read_requirements(self.resourcePath("requirements.txt"))
+        wanted += [] if PyTorchUtils is not None else ["torch>=2.1"]
         try:
-            return self._startExplainIn(folder, p, fault)
-        except Exception:
-            folder.remove()
-            raise
+            import slicer.pydeps as pydeps  # Slicer 5.11 and later
+        except ImportError:
+            pydeps = getattr(slicer, "packaging", None)
+        if pydeps is not None and hasattr(pydeps, "pip_ensure"):
+            from packaging.requirements import Requirement
 
-    def _startExplainIn(self, folder, p, fault) -> XAIMedSlicerJob:
-        from XAIMedSlicerLib.io.volumes import write_volume
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-        from XAIMedSlicerLib.worker import WorkerJob, WorkerProcess
-
-        write_volume(volume_from_node(p.inputVolume), folder.input_path("image.nrrd"))
-        names, colors = {}, {}
-        labelsPath = None
-        if p.structures:
-            labels, names, colors = self._segmentationToLabels(p.structures, p.inputVolume)
-            labelsPath = str(write_volume(labels, folder.input_path("labels.nrrd")))
-        region = TargetRegion(p.targetRegion)
-        job = WorkerJob(
-            image=str(folder.input_path("image.nrrd")),
-            model=str(p.modelPath),
-            out_dir=str(folder.out_dir),
-            method=p.method,
-            target=p.targetClass.strip() or None,
-            region=region.value,
-            labels=labelsPath,
-            label_names={str(k): v for k, v in names.items()},
-            device=p.device,
-            params={"steps": int(p.igSteps)} if p.method == "ig" else {},
-            chunk=int(p.chunkSize) or None,
-            memory_budget_mb=float(p.memoryBudgetMB) or None,
-            seed=int(p.seed),
-            fault=fault,
-            **self._regionArguments(region, p, folder),
-        )
-        process = WorkerProcess(folder, job).start()
-        return XAIMedSlicerJob("explain", process, folder, p.inputVolume, names, colors)
-
-    def startSegment(self, p) -> XAIMedSlicerJob:
-        """Run a segmentation network (for example MeshNet) in the worker to make structures."""
-        from XAIMedSlicerLib.io.volumes import write_volume
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-        from XAIMedSlicerLib.worker import WorkerJob, WorkerProcess, create_job_folder
-
-        if not p.inputVolume or not _isSet(p.segmentationModelPath):
-            raise ValueError(_("Select an input volume and a segmentation network."))
-        folder = create_job_folder()
-        try:
-            write_volume(volume_from_node(p.inputVolume), folder.input_path("image.nrrd"))
-            job = WorkerJob(
-                image=str(folder.input_path("image.nrrd")),
-                model=str(p.segmentationModelPath),
-                out_dir=str(folder.out_dir),
-                mode="segment",
-                device=p.device,
-            )
-            process = WorkerProcess(folder, job).start()
-        except Exception:
-            folder.remove()
-            raise
-        colors = self._modelColors(Path(p.segmentationModelPath))
-        return XAIMedSlicerJob("segment", process, folder, p.inputVolume, colors=colors)
-
-    def _regionArguments(self, region, p, folder) -> dict:
-        """The worker's region fields from the chosen segment, box or point (in RAS millimetres)."""
-        if region == TargetRegion.SEGMENT:
-            from XAIMedSlicerLib.io.volumes import write_volume
-
-            if not p.targetSegmentation or not p.targetSegmentID:
-                raise ValueError(_("Choose the segment inside which the class is explained."))
-            mask, _names, _colors = self._segmentationToLabels(
-                p.targetSegmentation, p.inputVolume, [p.targetSegmentID]
-            )
-            return {"region_mask": str(write_volume(mask, folder.input_path("region.nrrd")))}
-        if region == TargetRegion.BOX:
-            if not p.targetROI:
-                raise ValueError(_("Choose a box (markups ROI)."))
-            bounds = [0.0] * 6
-            p.targetROI.GetRASBounds(bounds)
-            return {"box": [bounds[0], bounds[2], bounds[4], bounds[1], bounds[3], bounds[5]]}
-        if region == TargetRegion.POINT:
-            if not p.targetPoint or p.targetPoint.GetNumberOfControlPoints() < 1:
-                raise ValueError(_("Click a point (markups point list) first."))
-            ras = [0.0, 0.0, 0.0]
-            p.targetPoint.GetNthControlPointPositionWorld(0, ras)
-            return {"point": list(ras)}
-        return {}
-
-    def _segmentationToLabels(self, segmentationNode, referenceNode, segmentIDs=None):
-        """Segments rasterised on the reference volume's grid: (labels Volume, names, colours).
-
-        Label value i+1 is the i-th segment; temporary nodes are removed, the segmentation is unchanged.
-        """
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-
-        segmentation = segmentationNode.GetSegmentation()
-        ids = (
-            list(segmentIDs)
-            if segmentIDs
-            else [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
-        )
-        idArray = vtk.vtkStringArray()
-        for segmentID in ids:
-            idArray.InsertNextValue(segmentID)
-        ss = self.sceneAndLogics()
-        labelmap = ss.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "XAIMed temporary labels")
-        try:
-            if not ss.segmentations_logic.ExportSegmentsToLabelmapNode(
-                segmentationNode, idArray, labelmap, referenceNode
-            ):
-                raise ValueError(_("Could not rasterise the segments on the input volume."))
-            labels = volume_from_node(labelmap)
-        finally:
-            if labelmap.GetDisplayNode() is not None:
-                ss.scene.RemoveNode(labelmap.GetDisplayNode())
-            ss.scene.RemoveNode(labelmap)
-        names = {i + 1: segmentation.GetSegment(s).GetName() for i, s in enumerate(ids)}
-        colors = {i + 1: tuple(segmentation.GetSegment(s).GetColor()) for i, s in enumerate(ids)}
-        return labels, names, colors
-
-    def _modelColors(self, folder: Path) -> dict:
-        """Label colours from the model folder's colour table with one entry per class (MeshNet)."""
-        from XAIMedSlicerLib.scene.colortables import read_color_table
-
-        if not folder.is_dir():
-            return {}
-        classes = self.modelSummary(folder)["classes"]
-        for colormap in sorted(folder.glob("colormap*.json")):
-            try:
-                table = read_color_table(colormap)
-            except Exception:  # another JSON in the folder: no colours from it
-                logging.debug("XAIMedSlicer: %s is not a colour table", colormap)
-                continue
-            if len(table) == len(classes) - 1:  # label 0 (background) is not in the table
-                return {label: color for label, (_name, color) in table.items() if color is not None}
-        return {}
-
-    def finishJob(self, job: XAIMedSlicerJob, outcome):
-        """Load a finished job into the scene: the attribution node (explain) or a segmentation (segment)."""
-        from XAIMedSlicerLib.scene.segmentation import add_segmentation
-        from XAIMedSlicerLib.worker import load_explanation, load_labels
-
-        if job.mode == "segment":
-            labels, names = load_labels(outcome.out_dir)
-            segmentation, _labelmap = add_segmentation(
-                self.sceneAndLogics(),
-                labels,
-                names,
-                colors=job.colors or None,
-                reference_node=job.inputNode,
-                name=f"{job.inputNode.GetName()} structures",
-                keep_labelmap=False,
-            )
-            return segmentation
-        from XAIMedSlicerLib.scene import build_scene
-
-        explanation = load_explanation(outcome.out_dir, job.folder.input_path("image.nrrd"))
-        bundle = build_scene(
-            explanation, ss=self.sceneAndLogics(), image_node=job.inputNode, colors=job.colors or None
-        )
-        self._bundles[bundle.attribution_node.GetID()] = bundle
-        return bundle.attribution_node
-
-    def process(self, p, *, timeout=None, onMessage=None, fault=None):
-        """Blocking mode for scripts and tests: run the explanation and return (outcome, attribution node)."""
-        job = self.startExplain(p, fault=fault)
-        try:
-            outcome = job.process.wait(timeout=timeout, on_message=onMessage)
-            node = self.finishJob(job, outcome) if outcome.ok else None
-        finally:
-            job.cleanup()
-        return outcome, node
-
-    def importLabelMap(self, labelPath, namesPath, referenceNode):
-        """A new segmentation from a label map file (resampled onto the reference volume in physical space)."""
-        from XAIMedSlicerLib.anatomy.labels import align_labels, read_label_names
-        from XAIMedSlicerLib.io.volumes import read_volume
-        from XAIMedSlicerLib.scene.colortables import read_color_table
-        from XAIMedSlicerLib.scene.segmentation import add_segmentation
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-
-        labels = align_labels(read_volume(labelPath), volume_from_node(referenceNode))
-        names, colors = {}, {}
-        if namesPath:
-            try:
-                table = read_color_table(namesPath)
-                names = {k: v[0] for k, v in table.items()}
-                colors = {k: v[1] for k, v in table.items() if v[1] is not None}
-            except Exception:
-                names = read_label_names(namesPath)
-        segmentation, _labelmap = add_segmentation(
-            self.sceneAndLogics(),
-            labels,
-            names,
-            colors=colors or None,
-            reference_node=referenceNode,
-            name=f"{Path(str(labelPath)).name} structures",
-            keep_labelmap=False,
-        )
-        return segmentation
-
-    # ---- results in the scene -----------------------------------------------------------------
-    def bundleForNode(self, attributionNode):
-        """The SceneBundle of an attribution map (rebuilt from node attributes after a scene reload)."""
-        if attributionNode is None:
-            return None
-        bundle = self._bundles.get(attributionNode.GetID())
-        if bundle is not None and bundle.attribution_node is attributionNode:
-            return bundle
-        from XAIMedSlicerLib.scene import SceneBundle
-
-        run = attributionNode.GetAttribute("XAIMed.run")
-        if run is None:
-            return None
-        scene = self.sceneAndLogics().scene
-
-        def runNode(className):
-            found = scene.GetNodesByClass(className)
-            nodes = [found.GetItemAsObject(i) for i in range(found.GetNumberOfItems())]
-            nodes = [n for n in nodes if n.GetAttribute("XAIMed.run") == run]
-            return nodes[0] if nodes else None
-
-        displayNode = attributionNode.GetDisplayNode()
-        scanID = attributionNode.GetAttribute("XAIMed.scan")
-        bundle = SceneBundle(
-            ss=self.sceneAndLogics(),
-            image_node=scene.GetNodeByID(scanID) if scanID else None,
-            attribution_node=attributionNode,
-            color_node=displayNode.GetColorNode() if displayNode else None,
-            legend_node=None,
-            signed=attributionNode.GetAttribute("XAIMed.signed") == "1",
-            run_name=run,
-            segmentation_node=runNode("vtkMRMLSegmentationNode"),
-            labelmap_node=runNode("vtkMRMLLabelMapVolumeNode"),
-            table_node=runNode("vtkMRMLTableNode"),
-        )
-        self._bundles[attributionNode.GetID()] = bundle
-        return bundle
-
-    def applyDisplay(self, bundle, p, selectedSegmentIDs=()):
-        """Show the result as the parameters say; derived maps (|map|, masked) are new nodes, reused once made.
-
-        Returns the node shown in the slice views.
-        """
-        from XAIMedSlicerLib.scene.colormaps import add_color_legend
-        from XAIMedSlicerLib.scene.masking import mask_to_segments
-        from XAIMedSlicerLib.scene.overlay import (
-            absolute_value_node,
-            display_range,
-            set_colormap,
-            set_opacity,
-            set_threshold,
-            show_in_slice_views,
-        )
-        from XAIMedSlicerLib.scene.volume_rendering import add_volume_rendering
-        from XAIMedSlicerLib.scene.volumes import volume_from_node
-
-        shown = bundle.attribution_node
-        if p.absoluteValue and bundle.signed:
-            shown = self._derived(
-                bundle, shown, "absolute", lambda: absolute_value_node(bundle.ss, bundle.attribution_node)
-            )
-        segmentIDs = sorted(selectedSegmentIDs)
-        if p.onlyInsideSelected and segmentIDs and bundle.segmentation_node is not None:
-            base = shown
-            shown = self._derived(
-                bundle,
-                base,
-                "masked:" + ";".join(segmentIDs),
-                lambda: mask_to_segments(bundle.ss, base, bundle.segmentation_node, segmentIDs),
-            )
-        signed = shown.GetAttribute("XAIMed.signed") == "1"
-        colorMap = ColorMap(p.colorMap)
-        set_colormap(
-            shown,
-            "diverging"
-            if colorMap == ColorMap.DIVERGING or (colorMap == ColorMap.AUTO and signed)
-            else "sequential",
-        )
-        values = volume_from_node(shown, world=False).array
-        lo, hi = display_range(values, signed)
-        # One threshold range cannot hide a band around zero, so signed maps are thresholded as |map|.
-        set_threshold(shown, lo + p.threshold * (hi - lo) if p.threshold > 0 and not signed else None)
-        show_in_slice_views(bundle.ss, bundle.image_node, shown, p.opacity, label=bundle.labelmap_node)
-        set_opacity(bundle.ss, p.opacity, shown)
-        legend = add_color_legend(bundle.ss, shown, shown.GetName())
-        legend.SetVisibility(bool(p.showLegend))
-        for node in bundle.map_nodes():
-            display = bundle.ss.volume_rendering_logic.GetFirstVolumeRenderingDisplayNode(node)
-            if display is not None and node is not shown:
-                display.SetVisibility(False)
-        if p.volumeRendering:
-            add_volume_rendering(bundle, shown).SetVisibility(True)
-        else:
-            display = bundle.ss.volume_rendering_logic.GetFirstVolumeRenderingDisplayNode(shown)
-            if display is not None:
-                display.SetVisibility(False)
-        return shown
-
-    def _derived(self, bundle, source, key, make):
-        """A derived map of ``source`` (cached by key in its attributes), made once."""
-        attribute = "XAIMed.derived." + key
-        nodeID = source.GetAttribute(attribute)
-        node = bundle.scene.GetNodeByID(nodeID) if nodeID else None
-        if node is None:
-            node = make()
-            node.SetAttribute("XAIMed.run", bundle.run_name)
-            source.SetAttribute(attribute, node.GetID())
-            bundle.derived_nodes.append(node)
-        return node
-
-    def goToStructure(self, bundle, row: int):
-        """Centre every slice view on the structure's attribution peak and highlight its segment."""
-        from XAIMedSlicerLib.scene.interaction import center_on_structure, row_at
-
-        return center_on_structure(bundle, row_at(bundle, row))
-
-    def segmentsForRows(self, bundle, rows) -> list:
-        from XAIMedSlicerLib.scene.interaction import segment_for_row
-
-        return [s for s in (segment_for_row(bundle, row) for row in rows) if s]
-
-    def rowsForSegments(self, bundle, segmentIDs) -> list:
-        from XAIMedSlicerLib.scene.interaction import row_for_segment
-
-        return sorted({r for r in (row_for_segment(bundle, s) for s in segmentIDs) if r is not None})
+            pydeps.pip_ensure([Requirement(line) for line in wanted], requester="XAIMedSlicer")
+        elif missing := missing_requirements(wanted):
+            slicer.util.pip_install(" ".join(f'"{line}"' for line in missing))
 
 
 #
@@ -1012,66 +616,41 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
     def setUp(self):
         slicer.mrmlScene.Clear()
         self.tmp = Path(tempfile.mkdtemp(prefix="xaimed-test-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def runTest(self):
         self.setUp()
         self.test_ExplainInBackground()
         self.setUp()
-        self.test_RerunKeepsEarlierResults()
-        self.setUp()
-        self.test_OverlayControlsAndTable()
+        self.test_RerunOverlayAndStructures()
         self.setUp()
         self.test_CancelAndCrash()
 
-    # ---- fixtures -----------------------------------------------------------------------------
-    def _volume(self):
-        """A 32x28x24 oblique, anisotropic volume with one bright blob at a known voxel."""
+    def _setUpRun(self, method="gradcam"):
+        """The logic and its parameters on a 32x28x24 oblique scan with a bright blob and a tiny MONAI
+        DenseNet saved as TorchScript (a real network with fixed random weights)."""
         import numpy as np
-
-        rng = np.random.default_rng(0)
-        array = rng.normal(0.0, 0.1, (24, 28, 32)).astype(np.float32)  # [k, j, i]
-        array[10:14, 12:16, 18:22] += 3.0
-        node = slicer.util.addVolumeFromArray(array, name="XAIMedTestScan")
-        node.SetSpacing(1.2, 0.9, 2.0)
-        node.SetOrigin(-12.0, 8.0, 30.0)
-        direction = vtk.vtkMatrix4x4()
-        angle = np.deg2rad(15.0)
-        direction.SetElement(0, 0, np.cos(angle))
-        direction.SetElement(0, 1, -np.sin(angle))
-        direction.SetElement(1, 0, np.sin(angle))
-        direction.SetElement(1, 1, np.cos(angle))
-        node.SetIJKToRASDirectionMatrix(direction)
-        return node, (19.5, 13.5, 11.5)  # blob centre (i, j, k)
-
-    def _model(self, classes=2):
-        """A tiny MONAI DenseNet saved as TorchScript (real network, random but fixed weights)."""
         import torch
         from monai.networks.nets import DenseNet
 
+        array = np.random.default_rng(0).normal(0.0, 0.1, (24, 28, 32)).astype(np.float32)  # [k, j, i]
+        array[10:14, 12:16, 18:22] += 3.0
+        volumeNode = slicer.util.addVolumeFromArray(array, name="XAIMedTestScan")
+        volumeNode.SetSpacing(1.2, 0.9, 2.0)
+        volumeNode.SetOrigin(-12.0, 8.0, 30.0)
+        cos, sin = np.cos(np.deg2rad(15.0)), np.sin(np.deg2rad(15.0))
+        volumeNode.SetIJKToRASDirections(cos, -sin, 0.0, sin, cos, 0.0, 0.0, 0.0, 1.0)
         torch.manual_seed(0)
         net = DenseNet(
-            spatial_dims=3,
-            in_channels=1,
-            out_channels=classes,
-            init_features=4,
-            growth_rate=4,
-            block_config=(2,),
+            spatial_dims=3, in_channels=1, out_channels=2, init_features=4, growth_rate=4, block_config=(2,)
         )
-        path = self.tmp / "tiny_densenet.ts"
-        torch.jit.script(net.eval()).save(str(path))
-        return path
-
-    def _parameters(self, volumeNode, modelPath, method="gradcam"):
+        modelPath = self.tmp / "tiny_densenet.ts"
+        torch.jit.script(net.eval()).save(str(modelPath))
         logic = XAIMedSlicerLogic()
         p = logic.getParameterNode()
-        p.inputVolume = volumeNode
-        p.modelPath = modelPath
-        p.method = method
-        p.device = "cpu"
-        p.igSteps = 8
+        p.inputVolume, p.modelPath, p.method, p.device, p.igSteps = volumeNode, modelPath, method, "cpu", 8
         return logic, p
 
-    # ---- tests --------------------------------------------------------------------------------
     def test_ExplainInBackground(self):
         import numpy as np
         from XAIMedSlicerLib.explain import explain
@@ -1079,10 +658,8 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Explaining a built volume in the background worker")
         XAIMedSlicerLogic().ensureDependencies()
-        volumeNode, _blob = self._volume()
-        modelPath = self._model()
-        logic, p = self._parameters(volumeNode, modelPath)
-        before = slicer.util.arrayFromVolume(volumeNode).copy()
+        logic, p = self._setUpRun()
+        before = slicer.util.arrayFromVolume(p.inputVolume).copy()
         messages = []
         outcome, node = logic.process(p, onMessage=messages.append, timeout=600)
         self.assertEqual(outcome.status, "done", outcome.message)
@@ -1091,93 +668,75 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
         self.assertEqual(progress[-1]["fraction"], 1.0)
         # the overlay lies on the input's grid to 1e-4 mm, and the input is untouched
         a, b = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
-        volumeNode.GetIJKToRASMatrix(a)
+        p.inputVolume.GetIJKToRASMatrix(a)
         node.GetIJKToRASMatrix(b)
-        self.assertTrue(
-            np.allclose(slicer.util.arrayFromVTKMatrix(a), slicer.util.arrayFromVTKMatrix(b), atol=1e-4)
-        )
-        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(volumeNode), before))
+        arrayFromMatrix = slicer.util.arrayFromVTKMatrix
+        self.assertTrue(np.allclose(arrayFromMatrix(a), arrayFromMatrix(b), atol=1e-4))
+        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(p.inputVolume), before))
         self.assertEqual(node.GetAttribute("XAIMed.role"), "attribution")
         self.assertEqual(node.GetAttribute("XAIMed.method"), "gradcam")
         # the background result is the pipeline's own result, computed here in Slicer's process
-        direct = explain(volume_from_node(volumeNode), modelPath, "gradcam", device="cpu", seed=0)
+        direct = explain(volume_from_node(p.inputVolume), p.modelPath, "gradcam", device="cpu", seed=0)
         self.assertTrue(np.allclose(slicer.util.arrayFromVolume(node), direct.attribution.array, atol=1e-5))
 
-    def test_RerunKeepsEarlierResults(self):
+    def test_RerunOverlayAndStructures(self):
         import numpy as np
+        from XAIMedSlicerLib.scene.threshold import level_ranges, window_bounds
 
-        self.delayDisplay("Re-running keeps the earlier result as its own node")
-        volumeNode, _blob = self._volume()
-        logic, p = self._parameters(volumeNode, self._model())
-        outcome1, first = logic.process(p, timeout=600)
+        self.delayDisplay("Re-running keeps earlier results; overlay controls; the structure table")
+        logic, p = self._setUpRun()
+        outcome, first = logic.process(p, timeout=600)
+        self.assertEqual(outcome.status, "done", outcome.message)
         firstArray = slicer.util.arrayFromVolume(first).copy()
-        p.method = "ig"
-        outcome2, second = logic.process(p, timeout=600)
-        self.assertEqual((outcome1.status, outcome2.status), ("done", "done"), outcome2.message)
-        self.assertNotEqual(first.GetID(), second.GetID())
-        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(first), firstArray))
-        self.assertEqual(second.GetAttribute("XAIMed.signed"), "1")
-        maps = [
-            n
-            for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-            if n.GetAttribute("XAIMed.role") == "attribution"
-        ]
-        self.assertEqual(len(maps), 2)
-
-    def test_OverlayControlsAndTable(self):
-        import numpy as np
-
-        self.delayDisplay("Overlay controls and the structure table")
-        volumeNode, _blob = self._volume()
-        logic, p = self._parameters(volumeNode, self._model(), method="ig")
-        labels = np.zeros(slicer.util.arrayFromVolume(volumeNode).shape, dtype=np.uint8)
+        labels = np.zeros(firstArray.shape, dtype=np.uint8)
         labels[8:16, 10:18, 16:24] = 1
         labels[:, :, :8] = 2
         labelNode = slicer.util.addVolumeFromArray(labels, nodeClassName="vtkMRMLLabelMapVolumeNode")
-        labelNode.CopyOrientation(volumeNode)
-        structures = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "XAIMedTestStructures")
-        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelNode, structures)
-        p.structures = structures
+        labelNode.CopyOrientation(p.inputVolume)
+        p.structures = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "XAIMedTestStructures")
+        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelNode, p.structures)
+        p.method = "ig"
         outcome, node = logic.process(p, timeout=600)
         self.assertEqual(outcome.status, "done", outcome.message)
-        bundle = logic.bundleForNode(node)
-        self.assertIsNotNone(bundle.table_node)
+        self.assertNotEqual(first.GetID(), node.GetID())
+        self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(first), firstArray))
+        self.assertEqual(node.GetAttribute("XAIMed.signed"), "1")
+        bundle = logic.session.bundle_for_node(node)
         self.assertEqual(bundle.table_node.GetNumberOfRows(), 2)
-        # opacity, threshold, absolute value
-        p.opacity, p.threshold, p.absoluteValue, p.volumeRendering = 0.7, 0.25, True, True
-        shown = logic.applyDisplay(bundle, p)
-        self.assertNotEqual(shown.GetID(), node.GetID())
-        self.assertTrue(
-            np.allclose(slicer.util.arrayFromVolume(shown), np.abs(slicer.util.arrayFromVolume(node)))
-        )
-        values = slicer.util.arrayFromVolume(shown)
-        expected = values.min() + 0.25 * (values.max() - values.min())
-        self.assertAlmostEqual(shown.GetDisplayNode().GetLowerThreshold(), expected, places=4)
+        # signed map: the threshold hides |value| < 0.25 max|value| through colour-table alpha
+        p.opacity, p.threshold = 0.7, 0.25
+        shown = logic.session.apply_display(bundle, p)
+        values = slicer.util.arrayFromVolume(node)
+        table = shown.GetDisplayNode().GetColorNode().GetLookupTable()
+        start, end = level_ranges(*window_bounds(shown))  # the values each display level holds
+        t = 0.25 * np.abs(values).max()
+        alpha = np.array([table.GetTableValue(i)[3] for i in range(len(start))])
+        self.assertTrue(np.array_equal(alpha == 0, (start > -t) & (end <= t)))
         composite = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
         self.assertAlmostEqual(composite.GetForegroundOpacity(), 0.7, places=6)
         self.assertEqual(composite.GetForegroundVolumeID(), shown.GetID())
-        # only inside the first structure: zero outside its segment
-        segmentIDs = logic.segmentsForRows(bundle, [0])
+        # |map| with a one-sided threshold, and 3D rendering
+        p.absoluteValue, p.volumeRendering = True, True
+        shown = logic.session.apply_display(bundle, p)
+        self.assertTrue(np.allclose(slicer.util.arrayFromVolume(shown), np.abs(values)))
+        expected = np.abs(values).min() + 0.25 * (np.abs(values).max() - np.abs(values).min())
+        self.assertAlmostEqual(shown.GetDisplayNode().GetLowerThreshold(), expected, places=4)
+        # the first structure: only inside its segment, and the views centred on its peak
+        segmentIDs = logic.session.segments_for_rows(bundle, [0])
+        self.assertEqual(logic.session.rows_for_segments(bundle, segmentIDs), [0])
         p.onlyInsideSelected = True
-        masked = logic.applyDisplay(bundle, p, segmentIDs)
-        label = logic.rowsForSegments(bundle, segmentIDs)
-        self.assertEqual(label, [0])
-        maskedValues = slicer.util.arrayFromVolume(masked)
-        row = bundle.structures[0] if bundle.structures else None
-        self.assertTrue(row is None or np.count_nonzero(maskedValues) <= int(row["voxels"]))
-        # selecting a row centres the views on the structure's peak
-        peak = logic.goToStructure(bundle, 0)
+        masked = slicer.util.arrayFromVolume(logic.session.apply_display(bundle, p, segmentIDs))
+        self.assertLessEqual(np.count_nonzero(masked), int(bundle.structures[0]["voxels"]))
+        peak = logic.session.go_to_structure(bundle, 0)
         sliceNode = slicer.app.layoutManager().sliceWidget("Red").mrmlSliceNode()
         center = [sliceNode.GetSliceToRAS().GetElement(i, 3) for i in range(3)]
         self.assertTrue(np.allclose(center, peak, atol=1e-3))
 
     def test_CancelAndCrash(self):
         self.delayDisplay("Cancel stops the worker; a crash is reported, Slicer keeps running")
-        volumeNode, _blob = self._volume()
-        logic, p = self._parameters(volumeNode, self._model(), method="ig")
-        p.igSteps = 512
-        p.chunkSize = 1
-        job = logic.startExplain(p)
+        logic, p = self._setUpRun(method="ig")
+        p.igSteps, p.chunkSize = 512, 1
+        job = logic.session.start_explain(p)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and job.process.last_progress.get("stage") != "explain":
             job.process.poll()

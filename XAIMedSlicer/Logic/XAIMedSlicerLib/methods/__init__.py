@@ -9,3 +9,4 @@ from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration si
 
 # isort: split
 from . import gradcampp, saliency, smoothgrad  # noqa: F401,E402  (registration side effects)
+from . import occlusion  # noqa: F401,E402  (registration side effects)

@@ -10,3 +10,5 @@ from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration si
 # isort: split
 from . import gradcampp, saliency, smoothgrad  # noqa: F401,E402  (registration side effects)
 from . import occlusion  # noqa: F401,E402  (registration side effects)
+from . import attention  # noqa: F401,E402  (registration side effects)
+from . import guided_backprop  # noqa: F401,E402  (registration side effects)

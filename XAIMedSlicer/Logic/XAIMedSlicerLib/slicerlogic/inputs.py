@@ -28,8 +28,9 @@ def segmentation_to_labels(
     )
     unknown = [s for s in ids if segmentation.GetSegment(s) is None]
     if unknown or not ids:
+        missing = f"no segment {', '.join(unknown)}" if unknown else "no segments"
         raise XAIError(
-            f"segmentation '{segmentation_node.GetName()}' has no segments {unknown or ''}".rstrip(),
+            f"segmentation '{segmentation_node.GetName()}' has {missing}",
             "choose a segmentation with the segments to use",
         )
     id_array = vtk.vtkStringArray()

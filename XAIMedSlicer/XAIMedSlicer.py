@@ -43,7 +43,18 @@ if _LOGIC_DIR not in sys.path:
 
 # Registered attribution methods (Testing/test_module_ui.py checks this against the method registry,
 # which cannot be imported here without importing PyTorch).
-METHODS = ("gradcam", "gradcampp", "ig", "input_x_gradient", "occlusion", "saliency", "smoothgrad")
+METHODS = (
+    "gradcam",
+    "gradcampp",
+    "ig",
+    "input_x_gradient",
+    "occlusion",
+    "saliency",
+    "smoothgrad",
+    "guided_backprop",
+    "attention_rollout",
+    "attention_relevance",
+)
 DEVICES = ("auto", "cuda", "cpu")
 POLL_MS = 200
 
@@ -66,8 +77,8 @@ class XAIMedSlicer(ScriptedLoadableModule):
         self.parent.contributors = ["XAIMedSlicer developers"]
         self.parent.helpText = _(
             "Explains what a MONAI 3D network sees in a CT or MRI volume. Pick the scan, a model (model card,"
-            " MONAI bundle folder, TorchScript file or MeshNet folder), a method (Grad-CAM or Integrated"
-            " Gradients) and a target, then click Explain. The network runs in a background process that can"
+            " MONAI bundle folder, TorchScript file or MeshNet folder), a method (Grad-CAM, Integrated"
+            " Gradients, occlusion and others) and a target, then click Explain. The network runs in a background process that can"
             " be cancelled; the attribution appears as a colour-mapped overlay in the slice views and in 3D,"
             " with a table of the evidence in each anatomical structure. Select a row to go to that"
             " structure's evidence. See the"

@@ -25,6 +25,7 @@ from .gradients import gradient_bytes_per_point
 from .kernels import attribute_inputs, get_kernel, reduce_channels
 from .precision import checked_dtype
 from .registry import Attribution, register
+from .sliding import SlidingWindowModel
 
 AGGREGATES = ("mean", "mean_square", "rms")
 
@@ -127,6 +128,25 @@ def smoothgrad(
                 report=report,
             )
         attr, signed = agg.result()[0], False
+    elif isinstance(model, SlidingWindowModel):
+        kernel, info = get_kernel(base), {}
+        baseline = make_baseline(x, base_params.get("baseline", 0.0))
+        with PeakMemory(x.device) as peak:
+            for i in range(samples):  # each noisy copy goes through the windows (see sliding.py)
+                attr, _scores, info = model.run_kernel(
+                    kernel,
+                    source.get(i, x.device)[None],
+                    target,
+                    base_params,
+                    baseline,
+                    precision=precision,
+                    budget=budget,
+                )
+                finish(i, attr)
+                if progress:
+                    progress((i + 1) / samples, f"SmoothGrad: sample {i + 1}/{samples}")
+        attr = reduce_channels(agg.result(), kernel.reduce)
+        signed = kernel.signed and aggregate == "mean"
     else:
         kernel = get_kernel(base)
         dtype, info = checked_dtype(model, x, target, precision, gradient=True)

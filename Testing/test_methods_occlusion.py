@@ -1,0 +1,86 @@
+"""Occlusion equals Captum's Occlusion and MONAI's OcclusionSensitivity; incremental inference is exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.data.utils import dense_patch_slices
+from monai.inferers.utils import _get_scan_interval
+from tinynets import small_densenet
+from XAIMedSlicerLib.methods import get_method
+from XAIMedSlicerLib.methods.occlusion import boxes_of, monai_axes
+from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
+
+
+@pytest.fixture(scope="module")
+def net_and_input():
+    torch.manual_seed(1)
+    net = small_densenet()
+    x = torch.randn(1, 1, 32, 32, 24)
+    x[..., 10:18, 12:20, 6:14] += 2.0
+    return net, x
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_occlusion_equals_captum_at_equal_windows(net_and_input, incremental):
+    from captum.attr import Occlusion
+
+    net, x = net_and_input
+    ours = get_method("occlusion").fn(
+        net, x, ClassTarget(1), window=8, stride=(8, 8, 6), incremental=incremental
+    )
+    assert ours.info["incremental"] is incremental  # the split is found and used, or switched off
+    ref = Occlusion(net).attribute(
+        x,
+        sliding_window_shapes=(1, 8, 8, 8),
+        strides=(1, 8, 8, 6),
+        baselines=0.0,
+        target=1,
+        perturbations_per_eval=8,
+    )
+    torch.testing.assert_close(ours.map, ref[0, 0], rtol=1e-4, atol=1e-7)
+
+
+def test_incremental_occlusion_is_exact_on_a_segmentation_region():
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, (4, 8, 16), (2, 2), num_res_units=1, norm="batch").eval()
+    x = torch.randn(1, 1, 32, 32, 32)
+    mask = torch.zeros(32, 32, 32, dtype=torch.bool)
+    mask[10:22, 8:20, 12:26] = True
+    target = RegionTarget(1, mask)
+    fn = get_method("occlusion").fn
+    fast = fn(net, x, target, window=8, stride=8)
+    full = fn(net, x, target, window=8, stride=8, incremental=False)
+    assert fast.info["incremental"] and not full.info["incremental"]
+    scale = float(full.map.abs().max())
+    torch.testing.assert_close(fast.map, full.map, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_monai_layout_equals_dense_patch_slices():
+    for shape, window, overlap in [((96, 96, 96), (16, 16, 16), 0.6), ((30, 17, 40), (16, 16, 16), 0.25)]:
+        interval = _get_scan_interval(shape, window, 3, (overlap,) * 3)
+        ref = [tuple((s.start, s.stop) for s in sl) for sl in dense_patch_slices(shape, window, interval)]
+        assert boxes_of(monai_axes(shape, window, overlap)) == ref
+
+
+def test_occlusion_equals_monai_occlusion_sensitivity():
+    from monai.visualize import OcclusionSensitivity
+
+    torch.manual_seed(1)
+    net = small_densenet()
+    x = torch.randn(1, 1, 24, 28, 20)
+    occ_map, _ = OcclusionSensitivity(net, mask_size=8, n_batch=16, verbose=False)(x)
+    with torch.no_grad():
+        p = torch.sigmoid(net(x))[0, 1]  # MONAI: sigmoid for one input channel
+    ours = get_method("occlusion").fn(net, x, ClassTarget(1), window=8, style="monai")
+    torch.testing.assert_close(ours.map, (p - occ_map[0, 1]).detach(), rtol=1e-4, atol=1e-6)
+
+
+def test_bad_window_is_a_one_line_error(net_and_input):
+    from XAIMedSlicerLib.errors import XAIError
+
+    net, x = net_and_input
+    with pytest.raises(XAIError, match="larger than the volume"):
+        get_method("occlusion").fn(net, x, ClassTarget(1), window=64)

@@ -22,7 +22,7 @@ def net_and_input():
 
 
 def test_chunk_size_follows_free_host_memory():
-    budget = MemoryBudget(fraction=0.5, max_chunk=10**9)
+    budget = MemoryBudget(fraction=0.5, max_chunk_cpu=10**9)
     cpu = torch.device("cpu")
     per_item = 10**8
     chunk = budget.chunk_size(per_item, 10**9, cpu)

@@ -31,12 +31,13 @@ class MemoryBudget:
     """How much memory a chunk may use.
 
     ``fraction``: share of the free memory one chunk may take. ``max_chunk``: upper bound on items per
-    chunk. ``device_limit_bytes``: simulated capacity of the compute device (``None``: the real one).
+    chunk on a GPU; ``max_chunk_cpu`` on the CPU, where larger batches add memory traffic, not speed. ``device_limit_bytes``: simulated capacity of the compute device (``None``: the real one).
     ``cpu_fallback``: move to the CPU when a single item does not fit.
     """
 
     fraction: float = 0.5
     max_chunk: int = 64
+    max_chunk_cpu: int = 8
     device_limit_bytes: int | None = None
     cpu_fallback: bool = True
 
@@ -53,7 +54,8 @@ class MemoryBudget:
         """Items per chunk so that ``fixed + chunk * per_item`` stays within the budget (at least 1)."""
         usable = self.free_bytes(device) * self.fraction - fixed_bytes
         chunk = int(usable // max(1, per_item_bytes))
-        return max(1, min(n_items, self.max_chunk, chunk))
+        cap = self.max_chunk if device.type == "cuda" else self.max_chunk_cpu
+        return max(1, min(n_items, cap, chunk))
 
     def check(self, estimated_bytes: int, device: torch.device, simulated: bool = True) -> None:
         """Raise a simulated out-of-memory error when a chunk would exceed ``device_limit_bytes``."""

@@ -1,0 +1,305 @@
+"""Benchmark of the attribution methods against their lower bounds, Captum and MONAI.
+
+One command (``--quick`` for a short run)::
+
+    python bench/bench_methods.py [--quick] [--sizes 64 96 128] [--nets densenet121 unet] [--device cpu]
+
+For every network and size it measures each method's time and peak memory, its lower bound in the
+same run (n x (forward + backward) for gradient methods, the forward passes occlusion needs), the
+ratio, and the same work done by Captum and MONAI (speed ratio and output correlation). It also
+records IG's completeness error against the number of passes, for our rules and Captum's. It prints
+markdown tables and writes JSON to ``bench/results/``. References whose estimated time exceeds
+``--max-ref-seconds`` are skipped and listed as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_ig import ig_curve  # noqa: E402
+from bench_setup import ScoreModel, corr, lower_bounds, make_input, make_net, region_mask, timed  # noqa: E402
+from XAIMedSlicerLib.methods import get_method  # noqa: E402
+from XAIMedSlicerLib.methods.activations import default_layer  # noqa: E402
+from XAIMedSlicerLib.methods.budget import PeakMemory  # noqa: E402
+from XAIMedSlicerLib.methods.occlusion import boxes_of, captum_axes, monai_axes  # noqa: E402
+from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {
+            "steps": 16,
+            "samples": 8,
+            "window": 16,
+            "stride": 16,
+            "monai_overlap": 0.25,
+            "ig_curve": True,
+        }
+    return {"steps": 32, "samples": 25, "window": 16, "stride": 8, "monai_overlap": 0.6, "ig_curve": True}
+
+
+def ours(name: str, model, x, target, **params):
+    """Run one of our methods: ``(map, seconds, peak bytes, info)``."""
+    fn = get_method(name).fn
+    with PeakMemory(x.device) as peak:
+        result, seconds = timed(lambda: fn(model, x, target, **params), x.device)
+    return result.map, seconds, peak.peak_bytes, result.info
+
+
+def reference(fn, device):
+    """Run a reference implementation: ``(map as CPU tensor, seconds, peak bytes)``."""
+    with PeakMemory(device) as peak:
+        out, seconds = timed(fn, device)
+    return out.detach().float().cpu(), seconds, peak.peak_bytes
+
+
+def bench_case(
+    kind: str, size: int, cfg: dict, device: torch.device, max_ref: float, rows: list, log
+) -> dict:
+    model = make_net(kind).to(device)
+    x = make_input(size).to(device)
+    if kind == "densenet121":
+        with torch.inference_mode():
+            cls = int(model(x).argmax(1))
+        target = ClassTarget(cls)
+    else:
+        target = RegionTarget(1, region_mask(size).to(device))
+    scalar = ScoreModel(model, target).eval()
+    layer = default_layer(model)
+    bounds = lower_bounds(model, x, target)
+    t_f, t_fb = bounds["forward"], bounds["forward_backward"]
+    log(f"[{kind} {size}^3] forward {t_f:.3f} s, forward+backward {t_fb:.3f} s")
+    sigma = 0.15 * float(x.max() - x.min())
+    S, N = cfg["steps"], cfg["samples"]
+    win, stride = (cfg["window"],) * 3, (cfg["stride"],) * 3
+    shape = tuple(x.shape[2:])
+    n_occ = len(boxes_of(captum_axes(shape, win, stride)))
+    n_monai = len(boxes_of(monai_axes(shape, win, cfg["monai_overlap"])))
+
+    def run_ref(name, fn, estimate, transform=None) -> dict:
+        """Run a reference unless its estimated time is over the limit."""
+        if fn is None:
+            return {}
+        if estimate > max_ref:
+            return {"reference": name, "reference_skipped": f"estimated {estimate:.0f} s > {max_ref:.0f} s"}
+        ref_map, ref_sec, ref_peak = reference(fn, device)
+        ref_map = transform(ref_map) if transform is not None else ref_map
+        return {
+            "reference": name,
+            "ref_map": ref_map,
+            "ref_seconds": ref_sec,
+            "ref_peak_mb": ref_peak / 2**20,
+        }
+
+    def row(method, params, bound, ref: dict | None = None, model_=None, target_=None):
+        amap, sec, peak, info = ours(method, model_ or model, x, target_ or target, **params)
+        if bound is None:  # occlusion: the forward passes it runs (boxes scored, plus the input)
+            bound = info["forward_passes"] * t_f
+        r = {
+            "net": kind,
+            "size": size,
+            "method": method,
+            "params": {k: v for k, v in params.items() if k != "layer"},
+            "seconds": sec,
+            "peak_mb": peak / 2**20,
+            "bound_seconds": bound,
+            "ratio": sec / bound,
+            "incremental": info.get("incremental"),
+            "forward_passes": info.get("forward_passes"),
+        }
+        ref = dict(ref or {})
+        ref_map = ref.pop("ref_map", None)
+        r.update(ref)
+        if ref_map is not None:
+            r.update({"speedup": ref["ref_seconds"] / sec, "correlation": corr(amap, ref_map)})
+        rows.append(r)
+        log(_line(r))
+
+    from captum.attr import (
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        NoiseTunnel,
+        Occlusion,
+        Saliency,
+    )
+    from monai.visualize import GradCAM, OcclusionSensitivity, SmoothGrad
+
+    def captum_gradcam():
+        cam = LayerGradCam(scalar, dict(scalar.named_modules())["model." + layer]).attribute(
+            x, target=0, relu_attributions=True
+        )
+        return LayerAttribution.interpolate(cam, shape, interpolate_mode="trilinear")[0, 0]
+
+    def monai_cam():
+        return GradCAM(scalar, "model." + layer, postprocessing=lambda m: m)(x, class_idx=0)[0, 0]
+
+    def captum_ig():
+        ig = IntegratedGradients(scalar)
+        return ig.attribute(x, baselines=0.0, target=0, n_steps=S, internal_batch_size=min(S, 8))[0].sum(0)
+
+    row("gradcam", {"layer": layer}, t_fb, run_ref("Captum LayerGradCam", captum_gradcam, 2 * t_fb))
+    row("gradcam", {"layer": layer}, t_fb, run_ref("MONAI GradCAM", monai_cam, 2 * t_fb))
+    row("gradcampp", {"layer": layer}, t_fb)
+    sal = lambda: Saliency(scalar).attribute(x, target=0, abs=True)[0].amax(0)  # noqa: E731
+    row("saliency", {}, t_fb, run_ref("Captum Saliency", sal, 2 * t_fb))
+    row(
+        "ig",
+        {"steps": S},
+        S * t_fb,
+        run_ref(f"Captum IG (GL, internal batch {min(S, 8)})", captum_ig, 1.3 * S * t_fb),
+    )
+    row("ig", {"steps": 8, "rule": "completeness_corrected"}, 8 * t_fb)
+
+    def captum_nt():
+        torch.manual_seed(0)
+        sal = NoiseTunnel(Saliency(scalar))
+        return sal.attribute(
+            x, nt_type="smoothgrad", nt_samples=N, stdevs=sigma, target=0, nt_samples_batch_size=4
+        )[0].amax(0)
+
+    row(
+        "smoothgrad",
+        {"samples": N, "stdev": sigma, "seed": 0},
+        N * t_fb,
+        run_ref("Captum NoiseTunnel(Saliency)", captum_nt, 1.3 * N * t_fb),
+    )
+
+    def monai_sg():
+        torch.manual_seed(0)
+        return SmoothGrad(scalar, n_samples=N, verbose=False)(x.clone(), index=0)[0, 0]
+
+    row(
+        "smoothgrad",
+        {"samples": N, "base": "gradient", "aggregate": "rms", "noise": 0.15, "seed": 0},
+        N * t_fb,
+        run_ref(f"MONAI SmoothGrad (n_samples={N})", monai_sg, 1.3 * N * t_fb),
+    )
+    occ = {"window": cfg["window"], "stride": cfg["stride"]}
+
+    def captum_occ():
+        occlusion = Occlusion(scalar)
+        return occlusion.attribute(
+            x, sliding_window_shapes=(1, *win), strides=(1, *stride), baselines=0.0, target=0
+        )[0, 0]
+
+    row("occlusion", occ, None, run_ref("Captum Occlusion (same windows)", captum_occ, 1.2 * n_occ * t_f))
+    with torch.inference_mode():
+        p0 = float(torch.sigmoid(scalar(x))[0, 0])  # MONAI: sigmoid for one input channel
+
+    def monai_occ():
+        occ_map, _ = OcclusionSensitivity(
+            scalar, mask_size=cfg["window"], overlap=cfg["monai_overlap"], verbose=False
+        )(x)
+        return occ_map[0, 0]
+
+    monai_name = f"MONAI OcclusionSensitivity (mask {cfg['window']}, overlap {cfg['monai_overlap']})"
+    monai_ref = run_ref(monai_name, monai_occ, 1.2 * n_monai * t_f, transform=lambda m: p0 - m)
+    for sub in (1, 2):
+        params = {
+            "window": cfg["window"],
+            "style": "monai",
+            "overlap": cfg["monai_overlap"],
+            "subsample": sub,
+        }
+        row("occlusion", params, None, monai_ref, model_=scalar, target_=ScoreTarget())
+    return {"net": kind, "size": size, "bounds": bounds, "n_occlusion_boxes": n_occ, "n_monai_boxes": n_monai}
+
+
+class ScoreTarget:
+    """The first (only) output of :class:`ScoreModel` as the target."""
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        return output[:, 0]
+
+
+def _fmt(v, spec=".2f") -> str:
+    return "" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
+
+
+def _line(r: dict) -> str:
+    params = ",".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("seed", "stdev"))
+    ref = r.get("reference", "")
+    if r.get("reference_skipped"):
+        ref_part = f"{ref}: skipped ({r['reference_skipped']})"
+    elif ref:
+        ref_part = f"{ref}: {_fmt(r.get('ref_seconds'))} s, x{_fmt(r.get('speedup'))}, r={_fmt(r.get('correlation'), '.4f')}"
+    else:
+        ref_part = ""
+    return (
+        f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_fmt(r['seconds'])} | {_fmt(r['peak_mb'], '.0f')} | "
+        f"{_fmt(r['bound_seconds'])} | {_fmt(r['ratio'])} | {ref_part} |"
+    )
+
+
+HEADER = (
+    "| net | size | method | params | time s | peak MB | lower bound s | ratio | reference: time, speed-up, correlation |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="64^3 only, fewer steps, samples and windows")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None)
+    ap.add_argument("--nets", nargs="+", default=["densenet121", "unet"], choices=["densenet121", "unet"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-ref-seconds", type=float, default=600.0)
+    ap.add_argument("--no-ig-curve", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cfg = settings(args.quick)
+    sizes = args.sizes or ([64] if args.quick else [64, 96, 128])
+    rows: list[dict] = []
+    cases, curves = [], []
+    print(HEADER, flush=True)
+    for kind in args.nets:
+        for size in sizes:
+            cases.append(
+                bench_case(
+                    kind, size, cfg, device, args.max_ref_seconds, rows, lambda s: print(s, flush=True)
+                )
+            )
+    if cfg["ig_curve"] and not args.no_ig_curve:
+        curves = ig_curve(make_net("densenet121"), make_input(min(sizes)).to(device), quick=args.quick)
+        print(
+            "\n| rule | implementation | passes | completeness error | map error vs GL-64 | time s |\n|---|---|---|---|---|---|"
+        )
+        for c in curves:
+            print(
+                f"| {c['rule']} | {c['impl']} | {c['passes']} | {c['completeness_error']:.2e} | "
+                f"{_fmt(c.get('map_error'), '.4f')} | {c['seconds']:.2f} |"
+            )
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = RESULTS / f"bench_methods_{args.device}_{'quick' if args.quick else 'full'}_{stamp}.json"
+    meta = {
+        "argv": sys.argv[1:],
+        "settings": cfg,
+        "device": str(device),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "cpu_count": __import__("os").cpu_count(),
+    }
+    from XAIMedSlicerLib.io.atomic import write_json
+
+    write_json(out, {"meta": meta, "cases": cases, "rows": rows, "ig_curve": curves})
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Networks, inputs, timing and lower bounds shared by the method benchmark."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+CT = REPO.parent / "shared" / "data" / "ct" / "example_ct.nii.gz"
+GRADCAM_LAYER = {"densenet121": "features.denseblock4.denselayer16.layers.conv2", "unet": None}
+
+
+def trained_like(model: nn.Module, seed: int) -> nn.Module:
+    """Give batch norms non-trivial statistics and shifts, as after training.
+
+    A freshly initialised network has identity batch norms and no biases in DenseNet, so it is
+    positively homogeneous and every IG rule is exact along the path; that hides the quadrature error.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.running_mean.normal_(0.0, 0.3, generator=gen)
+            mod.running_var.uniform_(0.5, 2.0, generator=gen)
+            mod.weight.data.uniform_(0.5, 1.5, generator=gen)
+            mod.bias.data.normal_(0.0, 0.3, generator=gen)
+    return model.eval()
+
+
+def make_net(kind: str, seed: int = 0) -> nn.Module:
+    """MONAI DenseNet121 (3D, 2 classes) or a MONAI UNet (3 classes, batch norm)."""
+    from monai.networks.nets import DenseNet121, UNet
+
+    torch.manual_seed(seed)
+    if kind == "densenet121":
+        return trained_like(DenseNet121(spatial_dims=3, in_channels=1, out_channels=2), seed)
+    if kind == "unet":
+        net = UNet(3, 1, 3, (16, 32, 64, 128, 256), (2, 2, 2, 2), num_res_units=2, norm="batch")
+        return trained_like(net, seed)
+    raise ValueError(f"unknown network {kind}")
+
+
+def make_input(size: int) -> torch.Tensor:
+    """The real abdominal CT from ../shared/data, windowed to [-1, 2] and resized to ``size``^3."""
+    if not CT.exists():
+        raise SystemExit(f"benchmark input missing: {CT} (the real data in ../shared/data)")
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(CT))).astype(np.float32)  # [k, j, i]
+    arr = np.clip((arr.transpose(2, 1, 0) + 200.0) / 400.0, -1.0, 2.0)
+    x = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
+    return F.interpolate(x, size=(size,) * 3, mode="trilinear", align_corners=False)
+
+
+def region_mask(size: int) -> torch.Tensor:
+    """A central box of a quarter of the volume per axis: the segmentation target region."""
+    mask = torch.zeros((size,) * 3, dtype=torch.bool)
+    lo, hi = 3 * size // 8, 5 * size // 8
+    mask[lo:hi, lo:hi, lo:hi] = True
+    return mask
+
+
+class ScoreModel(nn.Module):
+    """``(B, 1)`` target scores, so Captum and MONAI explain the same scalar as our methods."""
+
+    def __init__(self, model: nn.Module, target) -> None:
+        super().__init__()
+        self.model, self.target = model, target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.target(self.model(x))[:, None]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float]:
+    """``(result, seconds)`` of one call."""
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def lower_bounds(model: nn.Module, x: torch.Tensor, target, repeat: int = 5) -> dict:
+    """Seconds of one forward pass (inference mode) and of one forward + backward pass, batch 1 (min)."""
+    device = x.device
+
+    def forward():
+        with torch.inference_mode():
+            return target(model(x))
+
+    def forward_backward():
+        point = x.detach().requires_grad_(True)
+        score = target(model(point)).sum()
+        return torch.autograd.grad(score, point)[0]
+
+    forward()  # first call at this shape builds kernels
+    forward_backward()
+    t_f = min(timed(forward, device)[1] for _ in range(repeat))
+    t_fb = min(timed(forward_backward, device)[1] for _ in range(repeat))
+    return {"forward": t_f, "forward_backward": t_fb}
+
+
+def corr(a, b) -> float:
+    """Pearson correlation of two maps."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])

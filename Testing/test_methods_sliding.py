@@ -91,3 +91,23 @@ def test_smoothgrad_through_sliding_windows_matches_the_whole_volume(unet):
         noisy = x + torch.normal(0.0, 0.1, size=tuple(x.shape[1:]), generator=gen)
         ref += whole_volume("saliency", wrapped, noisy, target) / 2
     torch.testing.assert_close(ours.map, ref, rtol=1e-4, atol=1e-6 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcampp"])
+def test_cam_through_sliding_windows(unet, method):
+    torch.manual_seed(5)
+    layer = "model.1.submodule.0.conv.unit0.conv"
+    mask = torch.zeros(16, 16, 16, dtype=torch.bool)
+    mask[4:12, 4:12, 4:12] = True
+    x = torch.randn(1, 1, 16, 16, 16)
+    plain = get_method(method).fn(unet, x, RegionTarget(1, mask), layer=layer).map
+    one = get_method(method).fn(SlidingWindowModel(unet, (16, 16, 16)), x, RegionTarget(1, mask), layer=layer)
+    torch.testing.assert_close(one.map, plain, rtol=1e-5, atol=1e-8)  # one window: the plain CAM
+    big = torch.randn(1, 1, 40, 24, 16)
+    mask = torch.zeros(40, 24, 16, dtype=torch.bool)
+    mask[20:30, 8:16, 4:12] = True
+    blended = get_method(method).fn(
+        SlidingWindowModel(unet, (16, 16, 16)), big, RegionTarget(1, mask), layer=layer
+    )
+    assert blended.map.shape == (40, 24, 16) and float(blended.map.min()) >= 0
+    assert 0 < blended.info["windows"] < blended.info["windows_total"]

@@ -8,7 +8,11 @@ from .registry import Attribution, MethodSpec, available_methods, get_method, re
 from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration side effects)
 
 # isort: split
-from . import gradcampp, saliency, smoothgrad  # noqa: F401,E402  (registration side effects)
-from . import occlusion  # noqa: F401,E402  (registration side effects)
-from . import attention  # noqa: F401,E402  (registration side effects)
-from . import guided_backprop  # noqa: F401,E402  (registration side effects)
+from . import (  # noqa: F401,E402  (registration side effects)
+    attention,
+    gradcampp,
+    guided_backprop,
+    occlusion,
+    saliency,
+    smoothgrad,
+)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
 from .activations import default_layer, forward_with_activation
+from .budget import PeakMemory
+from .cam import cam_batch
+from .precision import checked_dtype
 from .registry import Attribution, register
 
 
@@ -25,16 +30,33 @@ def layer_activation_and_grad(model, x, target, layer: str) -> tuple[torch.Tenso
     return act.detach(), grad.detach()
 
 
+def run_cam(
+    name: str, model, x: torch.Tensor, target, layer: str | None, plus: bool, precision: str, progress
+):
+    """Grad-CAM or Grad-CAM++ of one input (or window by window for a sliding-window model)."""
+    from .sliding import SlidingWindowModel
+
+    start = time.perf_counter()
+    inner = model.model if isinstance(model, SlidingWindowModel) else model
+    layer = layer or default_layer(inner)
+    if progress:
+        progress(0.1, f"{name}: forward and backward pass")
+    if isinstance(model, SlidingWindowModel):
+        cam, info = model.run_cam(x, target, layer, plus, precision=precision, progress=progress)
+    else:
+        dtype, info = checked_dtype(model, x, target, precision, gradient=True)
+        with PeakMemory(x.device) as peak:
+            cam = cam_batch(model, x, target, layer, plus=plus, dtype=dtype)[0]
+        info.update(peak.as_dict())
+    if progress:
+        progress(1.0, f"{name} done")
+    info["seconds"] = time.perf_counter() - start
+    return Attribution(cam.cpu(), signed=False, method=name, params={"layer": layer}, info=info)
+
+
 @register("gradcam", signed=False, needs_layer=True, description="Grad-CAM on a 3D convolution layer")
-def gradcam(model, x: torch.Tensor, target, *, layer: str | None = None, progress=None, **_) -> Attribution:
+def gradcam(
+    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "auto", progress=None, **_
+) -> Attribution:
     """ReLU of the channel sum of activations weighted by their spatially averaged gradients."""
-    layer = layer or default_layer(model)
-    if progress:
-        progress(0.1, "Grad-CAM: forward and backward pass")
-    act, grad = layer_activation_and_grad(model, x, target, layer)
-    weights = grad.mean(dim=tuple(range(2, grad.ndim)), keepdim=True)
-    cam = F.relu((weights * act).sum(dim=1, keepdim=True))
-    cam = upsample_to(cam.float(), tuple(x.shape[2:]))[0, 0]
-    if progress:
-        progress(1.0, "Grad-CAM done")
-    return Attribution(cam.cpu(), signed=False, method="gradcam", params={"layer": layer})
+    return run_cam("gradcam", model, x, target, layer, False, precision, progress)

@@ -210,3 +210,33 @@ class SlidingWindowModel(nn.Module):
             "seconds": time.perf_counter() - start,
         }
         return attr, np.sum(scores, axis=0), info
+
+    def run_cam(
+        self, x: torch.Tensor, target, layer: str, plus: bool, *, precision: str = "auto", progress=None
+    ) -> tuple[torch.Tensor, dict]:
+        """Grad-CAM(++) per window, blended with the inference weights (a CAM is not linear in the target).
+
+        Each window's CAM explains that window's share of the target; voxels take the importance-weighted
+        mean of the windows that cover them (windows that do not touch the region are skipped).
+        """
+        from .cam import cam_batch
+
+        lay, windows = self.window_targets(x.shape[2:], target, x.device)
+        if not windows:
+            raise XAIError("the target region lies outside every window", "check the region mask")
+        xp = F.pad(x, lay.pad)
+        total = torch.zeros(lay.padded, dtype=torch.float32, device=x.device)
+        weight = torch.zeros_like(total)
+        with PeakMemory(x.device) as peak:
+            for i, (sl, wtarget) in enumerate(windows):
+                xw = xp[(slice(None), slice(None), *sl)]
+                if i == 0:
+                    dtype, info = checked_dtype(self.model, xw, wtarget, precision, gradient=True)
+                cam = cam_batch(self.model, xw, wtarget, layer, plus, dtype)[0]
+                total[sl] += cam * lay.importance
+                weight[sl] += lay.importance
+                if progress:
+                    progress((i + 1) / len(windows), f"CAM: window {i + 1}/{len(windows)}")
+        cam = torch.where(weight > 0, total / weight.clamp_min(1e-12), torch.zeros_like(total))
+        info.update({**peak.as_dict(), "windows": len(windows), "windows_total": len(lay.slices)})
+        return lay.crop(cam), info

@@ -9,7 +9,7 @@ from XAIMedSlicerLib.methods.targets import ClassTarget
 
 
 def ig_curve(model, x: torch.Tensor, quick: bool) -> list[dict]:
-    """Rows ``{rule, impl, passes, completeness_error, map_error, seconds}``.
+    """Rows ``{rule, impl, passes, completeness_error, map_error, seconds}`` (``seconds``: CPU time).
 
     ``map_error`` is the relative L2 distance to a 64-point Gauss-Legendre IG of the same network,
     so a rule that is only made complete (without a better map) shows it.
@@ -32,14 +32,16 @@ def ig_curve(model, x: torch.Tensor, quick: bool) -> list[dict]:
     rows = []
     for rule, impl, p in plan:
         if impl == "ours":
-            result, sec = timed(lambda rule=rule, p=p: ig(model, x, target, steps=p, rule=rule), x.device)
+            result, _wall, sec = timed(
+                lambda rule=rule, p=p: ig(model, x, target, steps=p, rule=rule), x.device
+            )
             amap = result.map
         else:
             captum = IntegratedGradients(scalar)
             run = lambda rule=rule, p=p, captum=captum: captum.attribute(  # noqa: E731
                 x, baselines=0.0, target=0, n_steps=p, method=rule, internal_batch_size=min(p, 8)
             )
-            attr, sec = timed(run, x.device)
+            attr, _wall, sec = timed(run, x.device)
             amap = attr.detach()[0].sum(0).cpu()
         err = abs(float(amap.sum()) - delta) / abs(delta)
         map_err = float((amap - ref).norm() / ref.norm())

@@ -25,7 +25,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ig import ig_curve  # noqa: E402
-from bench_setup import ScoreModel, corr, lower_bounds, make_input, make_net, region_mask, timed  # noqa: E402
+from bench_setup import (
+    GRADCAM_LAYER,
+    ScoreModel,
+    corr,
+    lower_bounds,
+    make_input,
+    make_net,
+    region_mask,
+    timed,
+)  # noqa: E402
 from XAIMedSlicerLib.methods import get_method  # noqa: E402
 from XAIMedSlicerLib.methods.activations import default_layer  # noqa: E402
 from XAIMedSlicerLib.methods.budget import PeakMemory  # noqa: E402
@@ -49,18 +58,18 @@ def settings(quick: bool) -> dict:
 
 
 def ours(name: str, model, x, target, **params):
-    """Run one of our methods: ``(map, seconds, peak bytes, info)``."""
+    """Run one of our methods: ``(map, (wall, cpu) seconds, peak bytes, info)``."""
     fn = get_method(name).fn
     with PeakMemory(x.device) as peak:
-        result, seconds = timed(lambda: fn(model, x, target, **params), x.device)
-    return result.map, seconds, peak.peak_bytes, result.info
+        result, wall, cpu = timed(lambda: fn(model, x, target, **params), x.device)
+    return result.map, (wall, cpu), peak.peak_bytes, result.info
 
 
 def reference(fn, device):
-    """Run a reference implementation: ``(map as CPU tensor, seconds, peak bytes)``."""
+    """Run a reference implementation: ``(map as CPU tensor, (wall, cpu) seconds, peak bytes)``."""
     with PeakMemory(device) as peak:
-        out, seconds = timed(fn, device)
-    return out.detach().float().cpu(), seconds, peak.peak_bytes
+        out, wall, cpu = timed(fn, device)
+    return out.detach().float().cpu(), (wall, cpu), peak.peak_bytes
 
 
 def bench_case(
@@ -75,10 +84,19 @@ def bench_case(
     else:
         target = RegionTarget(1, region_mask(size).to(device))
     scalar = ScoreModel(model, target).eval()
-    layer = default_layer(model)
+    layer = GRADCAM_LAYER[kind] or default_layer(model)
     bounds = lower_bounds(model, x, target)
     t_f, t_fb = bounds["forward"], bounds["forward_backward"]
-    log(f"[{kind} {size}^3] forward {t_f:.3f} s, forward+backward {t_fb:.3f} s")
+    unit = {"f": (t_f, bounds["forward_cpu"]), "fb": (t_fb, bounds["forward_backward_cpu"])}
+    unit_batched = {
+        "f": (bounds["forward_batched"], bounds["forward_batched_cpu"]),
+        "fb": (bounds["forward_backward_batched"], bounds["forward_backward_batched_cpu"]),
+    }
+    log(
+        f"[{kind} {size}^3] per item, CPU s: forward {unit['f'][1]:.3f} (batch 1), "
+        f"{unit_batched['f'][1]:.3f} (batch {bounds['batch']}); forward+backward {unit['fb'][1]:.3f} (batch 1), "
+        f"{unit_batched['fb'][1]:.3f} (batch {bounds['batch']})"
+    )
     sigma = 0.15 * float(x.max() - x.min())
     S, N = cfg["steps"], cfg["samples"]
     win, stride = (cfg["window"],) * 3, (cfg["stride"],) * 3
@@ -97,31 +115,43 @@ def bench_case(
         return {
             "reference": name,
             "ref_map": ref_map,
-            "ref_seconds": ref_sec,
+            "ref_seconds": ref_sec[0],
+            "ref_cpu_seconds": ref_sec[1],
             "ref_peak_mb": ref_peak / 2**20,
         }
 
-    def row(method, params, bound, ref: dict | None = None, model_=None, target_=None):
-        amap, sec, peak, info = ours(method, model_ or model, x, target_ or target, **params)
-        if bound is None:  # occlusion: the forward passes it runs (boxes scored, plus the input)
-            bound = info["forward_passes"] * t_f
+    def row(method, params, passes, ref: dict | None = None, model_=None, target_=None):
+        """One of our methods against ``passes`` (n, "fb" or "f") lower-bound passes and a reference."""
+        amap, (wall, cpu), peak, info = ours(method, model_ or model, x, target_ or target, **params)
+        if passes is None:  # occlusion: the forward passes it runs (boxes scored, plus the input)
+            passes = (info["forward_passes"], "f")
+        n, kind_ = passes
+        per_item = unit[kind_] if n == 1 else unit_batched[kind_]  # one item cannot be batched
+        bound_wall, bound_cpu = n * per_item[0], n * per_item[1]
         r = {
             "net": kind,
             "size": size,
             "method": method,
             "params": {k: v for k, v in params.items() if k != "layer"},
-            "seconds": sec,
+            "seconds": wall,
+            "cpu_seconds": cpu,
             "peak_mb": peak / 2**20,
-            "bound_seconds": bound,
-            "ratio": sec / bound,
+            "bound": f"{n} x {'forward + backward' if kind_ == 'fb' else 'forward'}",
+            "bound_seconds": bound_wall,
+            "bound_cpu_seconds": bound_cpu,
+            "ratio": wall / bound_wall,
+            "ratio_cpu": cpu / bound_cpu,
             "incremental": info.get("incremental"),
             "forward_passes": info.get("forward_passes"),
+            "precision": info.get("precision"),
         }
         ref = dict(ref or {})
         ref_map = ref.pop("ref_map", None)
         r.update(ref)
         if ref_map is not None:
-            r.update({"speedup": ref["ref_seconds"] / sec, "correlation": corr(amap, ref_map)})
+            r["speedup"] = ref["ref_seconds"] / wall
+            r["speedup_cpu"] = ref["ref_cpu_seconds"] / cpu
+            r["correlation"] = corr(amap, ref_map)
         rows.append(r)
         log(_line(r))
 
@@ -148,18 +178,18 @@ def bench_case(
         ig = IntegratedGradients(scalar)
         return ig.attribute(x, baselines=0.0, target=0, n_steps=S, internal_batch_size=min(S, 8))[0].sum(0)
 
-    row("gradcam", {"layer": layer}, t_fb, run_ref("Captum LayerGradCam", captum_gradcam, 2 * t_fb))
-    row("gradcam", {"layer": layer}, t_fb, run_ref("MONAI GradCAM", monai_cam, 2 * t_fb))
-    row("gradcampp", {"layer": layer}, t_fb)
+    row("gradcam", {"layer": layer}, (1, "fb"), run_ref("Captum LayerGradCam", captum_gradcam, 2 * t_fb))
+    row("gradcam", {"layer": layer}, (1, "fb"), run_ref("MONAI GradCAM", monai_cam, 2 * t_fb))
+    row("gradcampp", {"layer": layer}, (1, "fb"))
     sal = lambda: Saliency(scalar).attribute(x, target=0, abs=True)[0].amax(0)  # noqa: E731
-    row("saliency", {}, t_fb, run_ref("Captum Saliency", sal, 2 * t_fb))
+    row("saliency", {}, (1, "fb"), run_ref("Captum Saliency", sal, 2 * t_fb))
     row(
         "ig",
         {"steps": S},
-        S * t_fb,
+        (S, "fb"),
         run_ref(f"Captum IG (GL, internal batch {min(S, 8)})", captum_ig, 1.3 * S * t_fb),
     )
-    row("ig", {"steps": 8, "rule": "completeness_corrected"}, 8 * t_fb)
+    row("ig", {"steps": 8, "rule": "completeness_corrected"}, (8, "fb"))
 
     def captum_nt():
         torch.manual_seed(0)
@@ -171,7 +201,7 @@ def bench_case(
     row(
         "smoothgrad",
         {"samples": N, "stdev": sigma, "seed": 0},
-        N * t_fb,
+        (N, "fb"),
         run_ref("Captum NoiseTunnel(Saliency)", captum_nt, 1.3 * N * t_fb),
     )
 
@@ -182,7 +212,7 @@ def bench_case(
     row(
         "smoothgrad",
         {"samples": N, "base": "gradient", "aggregate": "rms", "noise": 0.15, "seed": 0},
-        N * t_fb,
+        (N, "fb"),
         run_ref(f"MONAI SmoothGrad (n_samples={N})", monai_sg, 1.3 * N * t_fb),
     )
     occ = {"window": cfg["window"], "stride": cfg["stride"]}
@@ -231,20 +261,24 @@ def _line(r: dict) -> str:
     params = ",".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("seed", "stdev"))
     ref = r.get("reference", "")
     if r.get("reference_skipped"):
-        ref_part = f"{ref}: skipped ({r['reference_skipped']})"
+        ref_part = f"{ref} | skipped: {r['reference_skipped']} | | |"
     elif ref:
-        ref_part = f"{ref}: {_fmt(r.get('ref_seconds'))} s, x{_fmt(r.get('speedup'))}, r={_fmt(r.get('correlation'), '.4f')}"
+        ref_part = (
+            f"{ref} | {_fmt(r.get('ref_cpu_seconds'), '.1f')} | x{_fmt(r.get('speedup_cpu'))} | "
+            f"{_fmt(r.get('correlation'), '.4f')} |"
+        )
     else:
-        ref_part = ""
+        ref_part = " | | | |"
     return (
-        f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_fmt(r['seconds'])} | {_fmt(r['peak_mb'], '.0f')} | "
-        f"{_fmt(r['bound_seconds'])} | {_fmt(r['ratio'])} | {ref_part} |"
+        f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_fmt(r['cpu_seconds'], '.1f')} | "
+        f"{_fmt(r['seconds'], '.1f')} | {_fmt(r['peak_mb'], '.0f')} | {r['bound']}: {_fmt(r['bound_cpu_seconds'], '.1f')} | "
+        f"{_fmt(r['ratio_cpu'])} | {ref_part}"
     )
 
 
 HEADER = (
-    "| net | size | method | params | time s | peak MB | lower bound s | ratio | reference: time, speed-up, correlation |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| net | size | method | params | CPU s | wall s | peak MB | lower bound (CPU s) | ratio | reference | "
+    "ref CPU s | speed-up | correlation |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

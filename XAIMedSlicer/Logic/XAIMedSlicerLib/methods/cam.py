@@ -74,7 +74,7 @@ def cam_over_inputs(
     run_chunks(
         n_inputs,
         fn,
-        per_item_bytes=gradient_bytes_per_point(model, x),
+        per_item_bytes=gradient_bytes_per_point(model, x, n_inputs, budget),
         device=x.device,
         budget=budget,
         chunk=chunk,

@@ -50,7 +50,7 @@ def run_kernel(
         )
     start = time.perf_counter()
     dtype, prec_info = checked_dtype(model, x, target, precision, gradient=True)
-    per_point = gradient_bytes_per_point(model, x)
+    per_point = gradient_bytes_per_point(model, x, len(kernel.nodes(params)[0]), budget)
     report = ChunkReport()
     result: dict[int, torch.Tensor] = {}
     with PeakMemory(x.device) as peak:

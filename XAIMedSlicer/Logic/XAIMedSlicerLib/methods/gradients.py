@@ -8,6 +8,7 @@ as its last point is done, so memory stays at one chunk plus the owners in fligh
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -33,10 +34,26 @@ def point_gradients(
     return grad.float(), scores.detach()
 
 
-def gradient_bytes_per_point(model, x: torch.Tensor) -> int:
-    """Estimated memory of one point's forward and backward pass (activations kept for backward)."""
-    total, _peak, _out = activation_bytes(model, x)
-    return int(total * 1.5)
+_ESTIMATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def gradient_bytes_per_point(model, x: torch.Tensor, n_points: int | None = None, budget=None) -> int:
+    """Estimated memory of one point's forward and backward pass (activations kept for backward).
+
+    The estimate costs one forward pass and is cached per model and input shape. With ``n_points == 1``
+    and no simulated device limit there is nothing to decide, and 0 is returned without a pass.
+    """
+    if n_points == 1 and (budget is None or budget.device_limit_bytes is None):
+        return 0
+    key = (tuple(x.shape[1:]), x.dtype, str(x.device))
+    try:
+        cache = _ESTIMATES.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        cache = {}
+    if key not in cache:
+        total, _peak, _out = activation_bytes(model, x[:1])
+        cache[key] = int(total * 1.5)
+    return cache[key]
 
 
 def accumulate_gradients(

@@ -134,6 +134,11 @@ class IncrementalModel:
             base = [t.clone() for t in _as_tuple(prefix(x))]
         return cls(prefix, suffix, frontier, {f: reach[f] for f in frontier}, base, max_stride)
 
+    def rebase(self, x: torch.Tensor) -> None:
+        """Compute the unoccluded prefix outputs for a new input of the same shape."""
+        with torch.inference_mode():
+            self.base = [t.clone() for t in _as_tuple(self.prefix(x))]
+
     def crop_for(self, box: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
         """Input crop ``[(a, b) ...]`` needed to recompute everything ``box`` changes (aligned start)."""
         lo = [box[d][0] for d in range(len(box))]

@@ -92,7 +92,7 @@ def corrected_trapezoid(
             np.ones(steps),
             lambda i, g: node_attr.__setitem__(i, delta.to(g.device) * g),
             device=x.device,
-            per_item_bytes=gradient_bytes_per_point(model, x),
+            per_item_bytes=gradient_bytes_per_point(model, x, steps, budget),
             budget=budget,
             dtype=dtype,
             chunk=chunk,
@@ -111,6 +111,19 @@ def corrected_trapezoid(
             part = part + residual * magnitude / norm
         total += part.to(total.device)
     return total, scores, {**info, **peak.as_dict(), "chunks": report.as_dict()}
+
+
+def _end_scores(model, x, base, target, alphas: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """``f(input)`` and ``f(baseline)``: from the path points where the rule has them, else a forward pass."""
+    ends = []
+    for end, point in ((1.0, x), (0.0, base[None])):
+        hit = np.nonzero(np.isclose(alphas, end, rtol=0, atol=1e-12))[0]
+        if len(hit):
+            ends.append(float(scores[hit[0]]))
+        else:
+            with torch.inference_mode():
+                ends.append(float(target(model(point)).sum()))
+    return ends[0], ends[1]
 
 
 @register(
@@ -157,9 +170,7 @@ def integrated_gradients(
             chunk=chunk,
             progress=progress,
         )
-    with torch.inference_mode():
-        f_x = float(target(model(x)).sum())
-        f_b = float(target(model(base[None])).sum())
+    f_x, f_b = _end_scores(model, x, base, target, quadrature(steps, rule)[0], scores)
     total = float(attr.sum())
     info.update(
         {

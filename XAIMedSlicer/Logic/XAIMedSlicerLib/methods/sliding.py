@@ -175,7 +175,7 @@ class SlidingWindowModel(nn.Module):
                 xw = xp[(slice(None), slice(None), *sl)]
                 if i == 0:
                     dtype, info = checked_dtype(self.model, xw, wtarget, precision, gradient=True)
-                    per_point = gradient_bytes_per_point(self.model, xw)
+                    per_point = gradient_bytes_per_point(self.model, xw, len(kernel.nodes(params)[0]), budget)
 
                 def add(_i: int, grad: torch.Tensor, sl=sl) -> None:
                     grad_full[(slice(None), *sl)] += grad.to(grad_full.device)

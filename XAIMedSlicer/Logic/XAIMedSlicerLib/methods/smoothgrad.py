@@ -161,7 +161,9 @@ def smoothgrad(
                 base_params,
                 finish,
                 device=x.device,
-                per_point_bytes=gradient_bytes_per_point(model, x),
+                per_point_bytes=gradient_bytes_per_point(
+                    model, x, samples * len(kernel.nodes(base_params)[0]), budget
+                ),
                 budget=budget,
                 dtype=dtype,
                 chunk=chunk,

@@ -84,3 +84,27 @@ def test_bad_window_is_a_one_line_error(net_and_input):
     net, x = net_and_input
     with pytest.raises(XAIError, match="larger than the volume"):
         get_method("occlusion").fn(net, x, ClassTarget(1), window=64)
+
+
+def test_sliding_window_occlusion_equals_occluding_the_whole_inference():
+    from monai.networks.nets import UNet
+    from XAIMedSlicerLib.methods.sliding import SlidingWindowModel
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, (4, 8, 16), (2, 2), num_res_units=1, norm="batch").eval()
+    wrapped = SlidingWindowModel(net, (16, 16, 16), overlap=0.5, mode="gaussian")
+    x = torch.randn(1, 1, 32, 20, 16)
+    mask = torch.zeros(32, 20, 16, dtype=torch.bool)
+    mask[2:8, 6:12, 4:12] = True
+    target = RegionTarget(1, mask)
+    fast = get_method("occlusion").fn(wrapped, x, target, window=8, stride=(8, 6, 8))
+
+    class Whole(torch.nn.Module):  # the same function, run as one sliding-window inference per box
+        def forward(self, v):
+            return torch.cat([wrapped(v[i : i + 1]) for i in range(len(v))])
+
+    full = get_method("occlusion").fn(Whole(), x, target, window=8, stride=(8, 6, 8), incremental=False)
+    scale = float(full.map.abs().max())
+    torch.testing.assert_close(fast.map, full.map, rtol=1e-4, atol=1e-5 * scale)
+    assert fast.info["windows"] < fast.info["windows_total"]
+    assert fast.info["boxes_touching_region_windows"] < fast.info["boxes"]

@@ -28,6 +28,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
 from monai.inferers.utils import _get_scan_interval
 from monai.visualize import OcclusionSensitivity
@@ -35,8 +36,10 @@ from monai.visualize import OcclusionSensitivity
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
 from .incremental import IncrementalModel
+from .occlusion_sliding import sliding_box_scores
 from .precision import autocast, checked_dtype
 from .registry import Attribution, register
+from .sliding import SlidingWindowModel
 
 Box = tuple[tuple[int, int], ...]
 AUTO_INCREMENTAL_BOXES = 64  # below this, building and checking the split costs more than it saves
@@ -149,65 +152,48 @@ def occlusion(
     def score(out: torch.Tensor) -> torch.Tensor:
         return target(act(out.float())).float()
 
-    dtype, info = checked_dtype(model, x, lambda o: score(o), precision, gradient=False)
-    per_item, _peak, out0 = activation_bytes(model, x)
-    with torch.inference_mode():
-        s0 = float(score(out0).sum())
-
     def occlude(region: torch.Tensor, box: Box, crop_start: tuple[int, ...]) -> None:
-        """Occlude ``box`` (global coordinates) inside ``region`` (1 item, C, crop...) in place."""
-        sl = (
-            slice(None),
-            slice(None),
-            *[slice(a - c, b - c) for (a, b), c in zip(box, crop_start, strict=True)],
-        )
-        m = mul if mul.ndim == 0 else mul[(slice(None), *[slice(0, b - a) for a, b in box])]
-        region[sl] = region[sl] * m + add
+        """Occlude the part of ``box`` (global coordinates) inside ``region`` (1 item, C, crop...) in place."""
+        dst, src = [slice(None), slice(None)], [slice(None)]
+        for (a, b), c, n in zip(box, crop_start, region.shape[2:], strict=True):
+            lo, hi = max(a - c, 0), min(b - c, n)
+            if lo >= hi:
+                return
+            dst.append(slice(lo, hi))
+            src.append(slice(lo + c - a, hi + c - a))
+        m = mul if mul.ndim == 0 else mul[tuple(src)]
+        region[tuple(dst)] = region[tuple(dst)] * m + add
 
-    inc = None
-    use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
-    if use:
-        inc = _incremental_model(model, x, win, boxes, occlude, score, info)
-    info["incremental"] = inc is not None
-    full = tuple((0, n) for n in shape)
-    crops = inc.crops_for(boxes, shape) if inc is not None else [full] * len(boxes)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for i, crop in enumerate(crops):
-        groups[tuple(b - a for a, b in crop)].append(i)
-    scores = torch.zeros(len(boxes), dtype=torch.float64)
-    report, done = ChunkReport(), [0]
+    report = ChunkReport()
     with PeakMemory(device) as peak:
-        for members in groups.values():
-
-            def fn(lo: int, hi: int, dev: torch.device, members=members) -> None:
-                ids = members[lo:hi]
-                use_inc = inc is not None and dev == device
-                parts = []
-                for i in ids:
-                    region = crops[i] if use_inc else full
-                    part = x[(0, slice(None), *[slice(a, b) for a, b in region])].to(dev).clone()[None]
-                    occlude(part, boxes[i], tuple(a for a, _ in region))
-                    parts.append(part)
-                xs = torch.cat(parts)
-                with torch.inference_mode(), autocast(dev, dtype):
-                    if use_inc:
-                        out = inc.outputs(xs, [crops[i] for i in ids], [boxes[i] for i in ids])
-                    else:
-                        out = model_on(model, dev)(xs)
-                    scores[ids] = score(out).double().cpu()
-                done[0] += len(ids)
-                if progress:
-                    progress(done[0] / len(boxes), f"occlusion: {done[0]}/{len(boxes)} boxes")
-
-            run_chunks(
-                len(members),
-                fn,
-                per_item_bytes=3 * per_item // 2 + x[0].numel() * x.element_size(),
-                device=device,
+        if isinstance(model, SlidingWindowModel):
+            if activate not in (None, False, "none"):
+                raise XAIError(
+                    "an activation of the blended output cannot be split over sliding windows",
+                    "use style='captum' (no activation) for full-size volumes",
+                )
+            lay = model.layout(shape)
+            first_window = F.pad(x, lay.pad)[(slice(None), slice(None), *lay.slices[0])]
+            dtype, info = checked_dtype(
+                model.model, first_window, lambda o: o.flatten(1).sum(1), precision, gradient=False
+            )
+            s0, scores, extra = sliding_box_scores(
+                model,
+                x,
+                boxes,
+                occlude,
+                target,
+                dtype=dtype,
                 budget=budget,
                 chunk=chunk,
+                progress=progress,
                 report=report,
-                label="occlusion",
+            )
+            info.update({**extra, "incremental": False, "forward_passes": extra["window_passes"]})
+        else:
+            dtype, info = checked_dtype(model, x, lambda o: score(o), precision, gradient=False)
+            s0, scores = _local_scores(
+                model, x, boxes, occlude, score, incremental, dtype, budget, chunk, progress, report, info
             )
     if len(boxes) < len(all_boxes):
         scores = interpolate_scores(scores.reshape([len(k) for k in keep]), keep, [len(a) for a in axes])
@@ -224,8 +210,6 @@ def occlusion(
             **peak.as_dict(),
             "chunks": report.as_dict(),
             "boxes": len(all_boxes),
-            "crops": len(groups),
-            "forward_passes": len(boxes) + 1,
             "score": s0,
             "seconds": time.perf_counter() - start_time,
         }
@@ -241,6 +225,63 @@ def occlusion(
         "subsample": int(subsample),
     }
     return Attribution(attr, signed=True, method="occlusion", params=params, info=info)
+
+
+def _local_scores(model, x, boxes, occlude, score, incremental, dtype, budget, chunk, progress, report, info):
+    """``(score of x, score with each box occluded)``, batched, through the incremental split if any."""
+    device, shape = x.device, tuple(x.shape[2:])
+    per_item, _peak, out0 = activation_bytes(model, x)
+    with torch.inference_mode():
+        s0 = float(score(out0).sum())
+
+    inc = None
+    use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
+    if use:
+        window = tuple(max(b - a for a, b in axis) for axis in zip(*boxes, strict=True))
+        inc = _incremental_model(model, x, window, boxes, occlude, score, info)
+    info["incremental"] = inc is not None
+    full = tuple((0, n) for n in shape)
+    crops = inc.crops_for(boxes, shape) if inc is not None else [full] * len(boxes)
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, crop in enumerate(crops):
+        groups[tuple(b - a for a, b in crop)].append(i)
+    scores = torch.zeros(len(boxes), dtype=torch.float64)
+    done = [0]
+    for members in groups.values():
+
+        def fn(lo: int, hi: int, dev: torch.device, members=members) -> None:
+            ids = members[lo:hi]
+            use_inc = inc is not None and dev == device
+            parts = []
+            for i in ids:
+                region = crops[i] if use_inc else full
+                part = x[(0, slice(None), *[slice(a, b) for a, b in region])].to(dev).clone()[None]
+                occlude(part, boxes[i], tuple(a for a, _ in region))
+                parts.append(part)
+            xs = torch.cat(parts)
+            with torch.inference_mode(), autocast(dev, dtype):
+                if use_inc:
+                    out = inc.outputs(xs, [crops[i] for i in ids], [boxes[i] for i in ids])
+                else:
+                    out = model_on(model, dev)(xs)
+                scores[ids] = score(out).double().cpu()
+            done[0] += len(ids)
+            if progress:
+                progress(done[0] / len(boxes), f"occlusion: {done[0]}/{len(boxes)} boxes")
+
+        run_chunks(
+            len(members),
+            fn,
+            per_item_bytes=3 * per_item // 2 + x[0].numel() * x.element_size(),
+            device=device,
+            budget=budget,
+            chunk=chunk,
+            report=report,
+            label="occlusion",
+        )
+    info["crops"] = len(groups)
+    info["forward_passes"] = len(boxes) + 1
+    return s0, scores
 
 
 def _incremental_model(model, x, win, boxes, occlude, score, info: dict) -> IncrementalModel | None:

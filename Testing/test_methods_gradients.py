@@ -133,3 +133,34 @@ def test_guided_backprop_equals_captum_and_carries_a_warning(net_and_input):
     torch.testing.assert_close(ours.map, ref, rtol=1e-5, atol=1e-9)
     assert "sanity check" in spec.warning and ours.info["warning"] == spec.warning
     assert all(type(m).__name__ != "GuidedReLU" for m in net.modules())
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("saliency", {}),
+        ("ig", {"steps": 4}),
+        ("smoothgrad", {"samples": 3, "seed": 1}),
+        ("occlusion", {"window": 4, "stride": 4}),
+        ("gradcampp", {"layer": "conv:-1"}),
+    ],
+)
+def test_torchscript_models_give_the_eager_maps(name, params):
+    from tinynets import BlobClassifier
+
+    eager = BlobClassifier().eval()
+    scripted = torch.jit.script(eager)
+    x = torch.randn(1, 1, 12, 12, 12)
+    x[..., 4:8, 4:8, 4:8] += 3.0
+    got = get_method(name).fn(scripted, x, ClassTarget(0), **params).map
+    eager_params = {**params, "layer": "conv2"} if "layer" in params else params
+    ref = get_method(name).fn(eager, x, ClassTarget(0), **eager_params).map
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_guided_backprop_refuses_a_network_without_relu_modules():
+    from tinynets import BlobClassifier
+    from XAIMedSlicerLib.errors import XAIError
+
+    with pytest.raises(XAIError, match="no nn.ReLU"):
+        get_method("guided_backprop").fn(BlobClassifier().eval(), torch.randn(1, 1, 8, 8, 8), ClassTarget(0))

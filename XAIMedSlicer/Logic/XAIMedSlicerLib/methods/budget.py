@@ -168,7 +168,13 @@ def model_on(model: nn.Module, device: torch.device) -> nn.Module:
     if copy is None:
         import copy as _copy
 
-        copy = _copy.deepcopy(model).to(device).eval()
+        # parameters and buffers go straight to the target device: no second copy on a full GPU
+        memo: dict[int, object] = {}
+        for p in model.parameters():
+            memo[id(p)] = nn.Parameter(p.detach().to(device), requires_grad=p.requires_grad)
+        for b in model.buffers():
+            memo[id(b)] = b.detach().to(device)
+        copy = _copy.deepcopy(model, memo).to(device).eval()
         _CPU_COPIES.clear()
         _CPU_COPIES[key] = copy
     return copy

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..errors import XAIError
 from .gradient_method import run_kernel
 from .registry import Attribution, register
 
@@ -66,6 +67,11 @@ def guided_relus(model: nn.Module):
 def guided_backprop(model, x: torch.Tensor, target, *, progress=None, **_) -> Attribution:
     """Input gradient with guided ReLUs, summed over channels."""
     with guided_relus(model) as count:
+        if count == 0:
+            raise XAIError(
+                "guided backpropagation found no nn.ReLU modules to guide (TorchScript or functional ReLUs)",
+                "use saliency or ig for this network",
+            )
         attr, _scores, info = run_kernel(
             "gradient", model, x, target, {}, precision="fp32", progress=progress
         )

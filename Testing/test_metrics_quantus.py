@@ -14,6 +14,7 @@ import pytest
 import quantus  # a test extra pinned in pyproject (quantus==0.6.0)
 import torch
 from torch import nn
+from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.metrics import (
     cascading_randomisation,
     energy_pointing_game,
@@ -24,10 +25,10 @@ from XAIMedSlicerLib.metrics import (
 )
 from XAIMedSlicerLib.metrics.faithfulness import perturbation_curve
 from XAIMedSlicerLib.metrics.perturbation import attribution_order, replacement_input
-from XAIMedSlicerLib.metrics.reference_methods import gradient_x_input
 from XAIMedSlicerLib.metrics.robustness import uniform_perturbations
 
 SHAPE = (10, 12, 8)
+gradient_x_input = get_method("input_x_gradient").fn
 
 
 class SmallNet(nn.Module):

@@ -17,9 +17,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 from XAIMedSlicerLib.io.volumes import read_volume
+from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import RegionTarget
 from XAIMedSlicerLib.metrics import cascading_randomisation
-from XAIMedSlicerLib.metrics.reference_methods import guided_backprop, saliency
+from XAIMedSlicerLib.metrics.reference_methods import guided_backprop
+
+saliency = get_method("saliency").fn
 
 THALAMUS = 7  # "Thalamus" in models/meshnet/model18cls/colormap.json
 CROP = 32

@@ -7,8 +7,11 @@ import pytest
 import torch
 from torch import nn
 from XAIMedSlicerLib.errors import XAIError
+from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.metrics import max_sensitivity
-from XAIMedSlicerLib.metrics.reference_methods import gradient_x_input, saliency
+
+saliency = get_method("saliency").fn
+gradient_x_input = get_method("input_x_gradient").fn
 
 
 class WeightedSum(nn.Module):

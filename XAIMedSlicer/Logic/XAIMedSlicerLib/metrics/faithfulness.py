@@ -42,20 +42,20 @@ class FaithfulnessResult(JSONResult):
     """Deletion and insertion for the attribution order, and their random-order baselines."""
 
     deletion: Curve
-    insertion: Curve
+    insertion: Curve | None
     deletion_random: Curve
-    insertion_random: Curve
+    insertion_random: Curve | None
     replacement: dict = field(default_factory=dict)
     n_random: int = 0
     seed: int = 0
 
     @property
     def passes(self) -> bool:
-        """Deletion falls faster and insertion rises faster than for random orders."""
-        return bool(
-            self.deletion.normalised_auc < self.deletion_random.normalised_auc
-            and self.insertion.normalised_auc > self.insertion_random.normalised_auc
-        )
+        """Deletion falls faster (and insertion, when computed, rises faster) than for random orders."""
+        ok = self.deletion.normalised_auc < self.deletion_random.normalised_auc
+        if self.insertion is not None and self.insertion_random is not None:
+            ok = ok and self.insertion.normalised_auc > self.insertion_random.normalised_auc
+        return bool(ok)
 
 
 def auc(fractions, scores) -> float:
@@ -150,6 +150,7 @@ def evaluate_faithfulness(
     n_random: int = 3,
     seed: int = 0,
     batch_size: int = 8,
+    insertion: bool = True,
     progress: Progress | None = None,
 ) -> FaithfulnessResult:
     """Deletion and insertion curves for the attribution order and ``n_random`` seeded random orders.
@@ -157,6 +158,7 @@ def evaluate_faithfulness(
     ``x`` is the model input ``(1, C, *spatial)``; ``attribution`` a map on its spatial grid;
     ``target`` maps the model output to one score per batch element. ``absolute`` orders by |map|.
     Replacements are ``baseline``, ``blur``, ``mean`` or an input-shaped tensor (see ``replacement_input``).
+    Without ``insertion`` only the deletion curves are computed (the insertion fields are None).
     """
     check_input(x)
     if n_random < 1:
@@ -177,9 +179,10 @@ def evaluate_faithfulness(
         "deletion_random": [],
         "insertion_random": [],
     }
-    total, done = 2 * len(orders), 0
+    kinds = ("deletion", "insertion") if insertion else ("deletion",)
+    total, done = len(kinds) * len(orders), 0
     try:
-        for kind in ("deletion", "insertion"):
+        for kind in kinds:
             for name, o in orders:
                 c = perturbation_curve(
                     model,
@@ -200,9 +203,9 @@ def evaluate_faithfulness(
         model.train(model_was_training)
     return FaithfulnessResult(
         deletion=curves["deletion"][0],
-        insertion=curves["insertion"][0],
+        insertion=curves["insertion"][0] if insertion else None,
         deletion_random=mean_curve(curves["deletion_random"]),
-        insertion_random=mean_curve(curves["insertion_random"]),
+        insertion_random=mean_curve(curves["insertion_random"]) if insertion else None,
         replacement={
             "deletion": deletion_replacement if isinstance(deletion_replacement, str) else "given input",
             "insertion": insertion_replacement if isinstance(insertion_replacement, str) else "given input",

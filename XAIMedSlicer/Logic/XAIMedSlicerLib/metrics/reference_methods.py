@@ -1,9 +1,9 @@
-"""Gradient, gradient x input and guided backpropagation, for the checks when no registered method fits.
+"""Guided backpropagation for the sanity checks, while the methods package registers none.
 
-The sanity test needs a plain gradient method and a guided one (Adebayo et al. 2018). When the
-methods package registers them (``saliency``, ``gradient_x_input``, ``guided_backprop``), those are
-used; otherwise these small versions with the registry's signature stand in. Guided
-backpropagation hooks every rectifying activation module (ReLU, ELU, ...).
+The randomisation test contrasts a plain gradient method with a guided one (Adebayo et al. 2018).
+``resolve(name)`` returns the registered method (or an alias of it); for ``guided_backprop`` it falls
+back to this module's version, which has the registry's signature and hooks every rectifying
+activation module (ReLU, ELU, ...).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..methods.registry import Attribution, get_method
 
 ALIASES = {
     "saliency": ("saliency", "gradient", "vanilla_gradient"),
-    "gradient_x_input": ("gradient_x_input", "input_x_gradient", "gxi"),
+    "gradient_x_input": ("input_x_gradient", "gradient_x_input", "gxi"),
     "guided_backprop": ("guided_backprop", "guided-backprop", "gbp"),
 }
 
@@ -28,18 +28,6 @@ def _gradient(model, x, target) -> torch.Tensor:
     with torch.enable_grad():
         (grad,) = torch.autograd.grad(target(model(inp)).sum(), inp)
     return grad
-
-
-def saliency(model, x, target, *, progress=None, **_) -> Attribution:
-    """|d score / d input|, maximum over channels (Simonyan et al. 2014)."""
-    g = _gradient(model, x, target)[0].abs().amax(dim=0)
-    return Attribution(g.float().cpu(), signed=False, method="saliency")
-
-
-def gradient_x_input(model, x, target, *, progress=None, **_) -> Attribution:
-    """Gradient times input, summed over channels (Shrikumar et al. 2016)."""
-    g = (_gradient(model, x, target) * x)[0].sum(dim=0)
-    return Attribution(g.detach().float().cpu(), signed=True, method="gradient_x_input")
 
 
 RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.PReLU)
@@ -77,11 +65,7 @@ def _positive_gradient(module, grad_input, grad_output):
     return tuple(None if g is None else g.clamp(min=0) for g in grad_input)
 
 
-_FALLBACKS: dict[str, Callable[..., Attribution]] = {
-    "saliency": saliency,
-    "gradient_x_input": gradient_x_input,
-    "guided_backprop": guided_backprop,
-}
+_FALLBACKS: dict[str, Callable[..., Attribution]] = {"guided_backprop": guided_backprop}
 
 
 def resolve(name: str) -> Callable[..., Attribution]:

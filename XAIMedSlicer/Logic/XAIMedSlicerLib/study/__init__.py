@@ -6,7 +6,8 @@
 * ``database`` / ``store``: the study database (SQLite, WAL, one transaction per write);
 * ``blinding`` / ``reader``: seeded case order, secret A/B/C labels, 5-point trust, time per case;
 * ``cohort`` / ``report`` / ``dicom_seg``: cohort CSV, summary per method, DICOM SEG export;
-* ``benchmark``: the synthetic-lesion benchmark behind ``xaimed benchmark``.
+* ``benchmark`` (import it from ``study.benchmark``: ``run_benchmark``, ``SETTINGS``): the
+  synthetic-lesion benchmark behind ``xaimed benchmark``.
 """
 
 from .agreement import AgreementResult, agreement  # noqa: F401

@@ -133,3 +133,17 @@ def test_console_script_is_installed(tmp_path):
     result = subprocess.run([exe, "methods"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "gradcam" in result.stdout and "ig" in result.stdout
+
+
+def test_benchmark_command_writes_tables(tmp_path, capsys, shared_data):
+    data = shared_data("ct/example_ct_sm.nii.gz").parents[1]
+    out = tmp_path / "bench"
+    code, stdout, err = run_cli(
+        capsys, "benchmark", "--out", out, "--setting", "ci", "--datasets", "ct", "--methods", "saliency", "gradcam",
+        "--data", data,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads((out / "benchmark.json").read_text())
+    methods = {row["method"] for row in result["scores"]}
+    assert {"saliency", "gradcam"} <= methods
+    assert (out / "benchmark.md").read_text().strip() in stdout

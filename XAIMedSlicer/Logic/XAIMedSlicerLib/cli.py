@@ -89,6 +89,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_shared_data() -> str | None:
+    """``../shared/data`` beside the working folder or beside the source checkout, if present."""
+    from pathlib import Path
+
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return str(candidate)
+    return None
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .study.benchmark import SETTINGS, benchmark_markdown, run_benchmark, with_overrides
+
+    if args.setting not in SETTINGS:
+        raise XAIError(f"unknown benchmark setting '{args.setting}'", f"use one of {', '.join(SETTINGS)}")
+    changes = {"seed": args.seed}
+    if args.datasets:
+        changes["datasets"] = tuple(args.datasets)
+    if args.methods:
+        changes["methods"] = tuple(args.methods)
+    settings = with_overrides(SETTINGS[args.setting], **changes)
+    data = args.data or os.environ.get("XAIMED_SHARED_DATA") or _default_shared_data()
+    bar, update = _progress_bar("xaimed benchmark")
+    with bar:
+        result = run_benchmark(args.out, settings, data_root=data, progress=update)
+    print(benchmark_markdown(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_methods(_args: argparse.Namespace) -> int:
     from .methods import available_methods, get_method
 
@@ -137,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default="gradcam")
     demo.add_argument("--force", action="store_true")
     demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("benchmark", help="synthetic-lesion benchmark of every method on real anatomy")
+    bench.add_argument("--out", required=True, help="folder for benchmark.md and benchmark.json")
+    bench.add_argument("--setting", default="full", help="full (about 15 min on 2 CPU cores) or ci")
+    bench.add_argument("--datasets", nargs="+", help="subset of: ct mr brain template")
+    bench.add_argument("--methods", nargs="+", help="subset of the methods")
+    bench.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(func=cmd_benchmark)
 
     methods = sub.add_parser("methods", help="list the attribution methods")
     methods.set_defaults(func=cmd_methods)

@@ -178,6 +178,7 @@ class XAIMedSlicerParameterNode:
     chunkSize: Annotated[int, WithinRange(0, 256)] = 0
     memoryBudgetMB: Annotated[float, WithinRange(0.0, 1000000.0)] = 0.0
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    validateMap: bool = True
 
 
 def _isSet(path) -> bool:
@@ -366,6 +367,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Table, segments and overlay of the selected result (re-applied only when a display setting changed)."""
         if self._syncing:
             return
+        self._showFlags(node)
         from XAIMedSlicerLib.scene import DisplaySettings
 
         state = (node.GetID() if node else None, DisplaySettings.from_parameters(self._parameterNode))
@@ -385,6 +387,19 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._tableSelectionModel = selectionModel
         with slicer.util.tryWithErrorDisplay(_("Failed to update the overlay."), waitCursor=False):
             self.logic.session.apply_display(bundle, self._parameterNode, self._selectedSegmentIDs())
+
+    def _showFlags(self, node) -> None:
+        """The selected map's sanity and faithfulness verdict; red when the map fails the checks."""
+        from XAIMedSlicerLib.scene.flags import get_flags
+
+        flags = get_flags(node)
+        if flags is None:
+            self.ui.flagsLabel.text = _("Checks: not run for this map.") if node else ""
+            self.ui.flagsLabel.styleSheet = ""
+            return
+        prefix = _("FAILS CHECKS: ") if flags["failed"] else _("Checks: ")
+        self.ui.flagsLabel.text = prefix + flags["text"]
+        self.ui.flagsLabel.styleSheet = "color: #c62828; font-weight: bold;" if flags["failed"] else ""
 
     # ---- model and devices --------------------------------------------------------------------
     def onModelFolderButton(self) -> None:

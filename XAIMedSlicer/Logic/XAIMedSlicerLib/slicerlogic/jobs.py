@@ -88,6 +88,7 @@ def _start_explain_in(ss, folder, request, fault) -> SessionJob:
         chunk=int(request.chunkSize) or None,
         memory_budget_mb=float(request.memoryBudgetMB) or None,
         seed=int(request.seed),
+        validate=bool(getattr(request, "validateMap", False)),
         fault=fault,
         **region_arguments(ss, request, folder),
     )
@@ -121,8 +122,9 @@ def start_segment(request) -> SessionJob:
 def finish_job(ss, job: SessionJob, outcome):
     """Load a finished job into the scene. Explain: returns the SceneBundle; segment: the segmentation."""
     from ..scene import build_scene
+    from ..scene.flags import set_flags
     from ..scene.segmentation import add_segmentation
-    from ..worker import load_explanation, load_labels
+    from ..worker import load_explanation, load_labels, load_validation
 
     if not outcome.ok:
         raise XAIError(f"the job did not finish: {outcome.message}", "run it again")
@@ -139,4 +141,9 @@ def finish_job(ss, job: SessionJob, outcome):
         )
         return segmentation
     explanation = load_explanation(outcome.out_dir, job.folder.input_path("image.nrrd"))
-    return build_scene(explanation, ss=ss, image_node=job.input_node, colors=job.colors or None)
+    bundle = build_scene(explanation, ss=ss, image_node=job.input_node, colors=job.colors or None)
+    validation = load_validation(outcome.out_dir)
+    if validation is not None:
+        # the attribution node was made just now, so marking its name changes no node of the user's
+        set_flags(bundle.attribution_node, validation, mark_name=True)
+    return bundle

@@ -52,3 +52,4 @@ class ExplainRequest:
     chunkSize: int = 0
     memoryBudgetMB: float = 0.0
     seed: int = 0
+    validateMap: bool = True

@@ -20,4 +20,4 @@ from .fallback import Attempt, OutOfMemory, is_out_of_memory, run_with_fallback 
 from .job import JobFolder, WorkerJob, create_job_folder  # noqa: F401
 from .process import WorkerOutcome, WorkerProcess, probe_devices, python_executable, run_job  # noqa: F401
 from .protocol import HEARTBEAT_S, ExitCode, decode  # noqa: F401
-from .results import load_explanation, load_labels  # noqa: F401
+from .results import load_explanation, load_labels, load_validation  # noqa: F401

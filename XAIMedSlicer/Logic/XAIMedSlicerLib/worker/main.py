@@ -24,6 +24,8 @@ from .protocol import Emitter, ExitCode
 
 # Share of the whole job taken by each stage (progress fractions sent to the parent).
 STAGES = {"start": (0.0, 0.05), "load": (0.05, 0.12), "explain": (0.12, 0.92), "write": (0.92, 1.0)}
+# with ``validate`` the map's checks take the second part of the explain stage's share
+VALIDATE_STAGES = {**STAGES, "explain": (0.12, 0.5), "validate": (0.5, 0.92)}
 DEFAULT_CHUNK = 4
 
 
@@ -72,7 +74,7 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
     """Do the job; returns the result dictionary also written to ``result.json``."""
 
     def report(stage: str, fraction: float, message: str) -> None:
-        lo, hi = STAGES[stage]
+        lo, hi = (VALIDATE_STAGES if job.validate and job.mode == "explain" else STAGES)[stage]
         emitter.progress(stage, lo + (hi - lo) * fraction, message)
 
     report("start", 0.0, "loading PyTorch and MONAI")
@@ -136,6 +138,7 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
         emitter.emit("log", message=f"method {job.method} takes no memory budget; the limit is not enforced")
     labels = read_labels(job.labels)
     names = {int(k): v for k, v in job.label_names.items()} or None
+    used_params: dict = {}
 
     def attempt_run(attempt: Attempt):
         import torch
@@ -151,6 +154,8 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
 
             limit = None if attempt.budget_mb is None else int(attempt.budget_mb * 2**20)
             params["budget"] = MemoryBudget(device_limit_bytes=limit, cpu_fallback=False)
+        used_params.clear()
+        used_params.update(params)
         where = f"{attempt.device}, chunk {attempt.chunk}" if chunk_param else attempt.device
         return explain(
             image,
@@ -187,6 +192,16 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
         report("explain", 0.0, message)
 
     explanation, failed = run_with_fallback(attempt_run, first, on_retry, halve=not takes_budget)
+    validation = None
+    if job.validate:
+        from .validation import validate_job
+
+        report("validate", 0.0, "checking the map (randomisation, deletion)")
+        chosen = explanation.provenance.get("method", {}).get("params", {})
+        params = {**used_params, **{k: chosen[k] for k in ("layer", "seed") if k in chosen}}
+        validation = validate_job(
+            job, image, loaded, explanation, params, lambda f, m: report("validate", f, m)
+        )
     report("write", 0.0, "writing the attribution")
     write_volume(explanation.attribution, partial / "attribution.nrrd")
     if explanation.labels is not None:
@@ -207,6 +222,7 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
         "peak_ras": explanation.peak_ras(),
         "attempts": failed,
         "provenance": provenance,
+        "validation": validation,
     }
 
 
@@ -257,6 +273,8 @@ def _summary(result: dict) -> dict:
     summary = {k: result[k] for k in keys if k in result}
     pred = result.get("prediction") or {}
     summary["predicted_class"] = pred.get("predicted_class")
+    if result.get("validation"):
+        summary["flags"] = result["validation"]["text"]
     return summary
 
 

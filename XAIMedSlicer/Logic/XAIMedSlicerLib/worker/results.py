@@ -58,3 +58,9 @@ def load_labels(out_dir: str | os.PathLike) -> tuple[Volume, dict[int, str]]:
         raise XAIError(f"{out_dir} holds no label map", "run the worker in segment mode")
     names = {int(k): v for k, v in result.get("label_names", {}).items()}
     return read_volume(out_dir / result["labels"]), names
+
+
+def load_validation(out_dir: str | os.PathLike) -> dict | None:
+    """The map checks of an ``explain`` job that asked for them (``metrics.validate``), else None."""
+    result = json.loads((Path(out_dir) / "result.json").read_text(encoding="utf-8"))
+    return result.get("validation")

@@ -21,11 +21,10 @@ from .methods.targets import ClassTarget, RegionTarget, as_logits
 from .model.device import describe_device
 from .model.loader import LoadedModel, load_model
 from .preprocess import prepare_input, to_input_grid
-from .preprocess.regions import box_region, mask_region, point_region, predicted_region
+from .preprocess.regions import REGIONS, target_region
 from .provenance import StageTimer, now_iso, package_versions
 
 Progress = Callable[[float, str], None]
-REGIONS = ("predicted", "mask", "box", "point")
 
 
 def explain(
@@ -90,7 +89,10 @@ def explain(
         tgt = ClassTarget(index, classes[index])
     else:
         tgt = RegionTarget(
-            index, _region(region, output, index, mask, box, point, model_input.grid), region, classes[index]
+            index,
+            target_region(region, output, index, mask, box, point, model_input.grid),
+            region,
+            classes[index],
         )
     params = dict(method_params or {})
     if spec.needs_layer and not params.get("layer"):
@@ -191,25 +193,3 @@ def _target_index(target, card, output: torch.Tensor, task: str) -> int:
         if 0 <= index < n:
             return index
     raise XAIError(f"unknown target class '{target}'", f"give a class index from 0 to {n - 1}")
-
-
-def _region(region, output, index, mask, box, point, grid) -> torch.Tensor:
-    predicted = predicted_region(output, index)
-    if region == "mask":
-        if mask is None:
-            raise XAIError("region 'mask' needs a mask", "pass --mask PATH")
-        return mask_region(mask if isinstance(mask, Volume) else read_volume(mask), grid)
-    if region == "box":
-        if box is None or len(box) != 6:
-            raise XAIError("region 'box' needs six RAS numbers", "pass --box r0 a0 s0 r1 a1 s1 (mm)")
-        return box_region(tuple(box), grid)
-    if region == "point":
-        if point is None or len(point) != 3:
-            raise XAIError("region 'point' needs a RAS point", "pass --point r a s (mm)")
-        return point_region(point, grid, predicted)
-    if not predicted.any():
-        raise XAIError(
-            f"class {index} is predicted nowhere, so its region is empty",
-            "choose a mask, box or point region",
-        )
-    return predicted

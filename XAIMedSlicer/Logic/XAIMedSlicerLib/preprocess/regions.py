@@ -10,6 +10,8 @@ from ..errors import XAIError
 from ..geometry.volume import Volume
 from .pipeline import map_to_model_grid
 
+REGIONS = ("predicted", "mask", "box", "point")
+
 
 def grid_ras_points(grid: Volume) -> np.ndarray:
     """RAS coordinates of every voxel centre of ``grid``, shaped (X, Y, Z, 3)."""
@@ -55,3 +57,34 @@ def point_region(point_ras, grid: Volume, predicted: torch.Tensor, radius_mm: fl
         components, _ = ndimage.label(pred)
         return torch.from_numpy(components == components[nearest])
     return torch.from_numpy(dist <= radius_mm)
+
+
+def target_region(
+    region: str, output: torch.Tensor, index: int, mask, box, point, grid: Volume
+) -> torch.Tensor:
+    """The boolean region (on the network grid) of a segmentation target, as ``region`` asks."""
+    predicted = predicted_region(output, index)
+    if region == "mask":
+        if mask is None:
+            raise XAIError("region 'mask' needs a mask", "pass --mask PATH")
+        return mask_region(mask if isinstance(mask, Volume) else _read(mask), grid)
+    if region == "box":
+        if box is None or len(box) != 6:
+            raise XAIError("region 'box' needs six RAS numbers", "pass --box r0 a0 s0 r1 a1 s1 (mm)")
+        return box_region(tuple(box), grid)
+    if region == "point":
+        if point is None or len(point) != 3:
+            raise XAIError("region 'point' needs a RAS point", "pass --point r a s (mm)")
+        return point_region(point, grid, predicted)
+    if not predicted.any():
+        raise XAIError(
+            f"class {index} is predicted nowhere, so its region is empty",
+            "choose a mask, box or point region",
+        )
+    return predicted
+
+
+def _read(path) -> Volume:
+    from ..io.volumes import read_volume
+
+    return read_volume(path)

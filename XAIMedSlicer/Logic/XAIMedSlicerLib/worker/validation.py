@@ -9,9 +9,9 @@ def rebuild_input_and_target(job, image, loaded, target: dict):
     """The model input and the target that ``explain`` used, from the job and its target description."""
     import torch
 
-    from ..explain import _region
     from ..methods.targets import ClassTarget, RegionTarget, as_logits
     from ..preprocess import prepare_input
+    from ..preprocess.regions import target_region
 
     model_input = prepare_input(image, loaded.card.preprocessing, loaded.device)
     x = model_input.tensor
@@ -22,7 +22,7 @@ def rebuild_input_and_target(job, image, loaded, target: dict):
         output = as_logits(loaded.network(x)).clone()
     box = tuple(job.box) if job.box else None
     point = tuple(job.point) if job.point else None
-    mask = _region(job.region, output, index, job.region_mask, box, point, model_input.grid)
+    mask = target_region(job.region, output, index, job.region_mask, box, point, model_input.grid)
     return x, RegionTarget(index, mask, job.region, name)
 
 

@@ -13,6 +13,15 @@ from XAIMedSlicerLib.methods.sliding import SlidingWindowModel
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: on a shared 2-core machine, two OpenMP threads wait on each other at every barrier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def whole_volume(method: str, model, x, target, steps: int = 4) -> torch.Tensor:
     """The attribution with one autograd graph through the whole (small) volume."""
     alphas, weights = quadrature(steps) if method == "ig" else ([1.0], [1.0])

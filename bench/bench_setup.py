@@ -67,14 +67,22 @@ def region_mask(size: int) -> torch.Tensor:
 
 
 class ScoreModel(nn.Module):
-    """``(B, 1)`` target scores, so Captum and MONAI explain the same scalar as our methods."""
+    """``(B, 1)`` target scores, so Captum and MONAI explain the same scalar as our methods.
+
+    Written out (not by calling the target) so that ``torch.fx`` can trace it for incremental occlusion.
+    """
 
     def __init__(self, model: nn.Module, target) -> None:
         super().__init__()
-        self.model, self.target = model, target
+        self.model, self.index = model, int(target.index)
+        mask = getattr(target, "mask", None)
+        self.register_buffer("mask", None if mask is None else mask.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.target(self.model(x))[:, None]
+        out = self.model(x)[:, self.index]
+        if self.mask is not None:
+            out = (out * self.mask).flatten(1).sum(1)
+        return out[:, None]
 
 
 def sync(device: torch.device) -> None:

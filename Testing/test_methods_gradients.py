@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from test_methods_support import corr, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: on a shared 2-core machine, two OpenMP threads wait on each other at every barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 LAYER = "features.transition1.conv"
-
-
-def corr(a, b) -> float:
-    return float(
-        np.corrcoef(np.ravel(np.asarray(a, dtype=np.float64)), np.ravel(np.asarray(b, dtype=np.float64)))[
-            0, 1
-        ]
-    )
 
 
 @pytest.fixture(scope="module")

@@ -5,19 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: on a shared 2-core machine, two OpenMP threads wait on each other at every barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

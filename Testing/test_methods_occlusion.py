@@ -6,19 +6,11 @@ import pytest
 import torch
 from monai.data.utils import dense_patch_slices
 from monai.inferers.utils import _get_scan_interval
+from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.occlusion import boxes_of, monai_axes
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: on a shared 2-core machine, two OpenMP threads wait on each other at every barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 import torch
 from monai.inferers import sliding_window_inference
+from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.integrated_gradients import quadrature
 from XAIMedSlicerLib.methods.sliding import SlidingWindowModel
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: on a shared 2-core machine, two OpenMP threads wait on each other at every barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def whole_volume(method: str, model, x, target, steps: int = 4) -> torch.Tensor:

@@ -41,7 +41,7 @@ def test_out_of_memory_halves_the_chunk_and_keeps_the_result(net_and_input):
     per_point = gradient_bytes_per_point(net, x)
     ref = get_method("ig").fn(net, x, ClassTarget(1), steps=8)
     # a simulated device that holds two path points, while free host memory suggests all eight
-    budget = MemoryBudget(device_limit_bytes=int(2.5 * per_point))
+    budget = MemoryBudget(device_limit_bytes=int(2.5 * per_point), max_chunk_cpu=8)
     got = get_method("ig").fn(net, x, ClassTarget(1), steps=8, budget=budget)
     chunks = got.info["chunks"]
     assert chunks["first_chunk"] == 8 and chunks["final_chunk"] == 2 and chunks["retries"] == 2

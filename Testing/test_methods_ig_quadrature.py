@@ -9,6 +9,7 @@ from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.methods import get_method
+from XAIMedSlicerLib.methods.budget import MemoryBudget
 from XAIMedSlicerLib.methods.targets import ClassTarget
 
 
@@ -50,7 +51,7 @@ def test_completeness_corrected_rule_is_complete_and_close_to_the_integral(net_a
 def test_budgeted_ig_equals_fixed_batches(net_and_input):
     net, x = net_and_input
     ig = get_method("ig").fn
-    auto = ig(net, x, ClassTarget(0), steps=6)
+    auto = ig(net, x, ClassTarget(0), steps=6, budget=MemoryBudget(max_chunk_cpu=64))
     fixed = ig(net, x, ClassTarget(0), steps=6, batch_size=1)
     torch.testing.assert_close(auto.map, fixed.map, rtol=1e-4, atol=1e-7)
     assert auto.info["chunks"]["first_chunk"] == 6 and fixed.info["chunks"]["first_chunk"] == 1

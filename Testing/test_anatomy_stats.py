@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from XAIMedSlicerLib.anatomy.labels import align_labels, parse_label_names, read_label_names
 from XAIMedSlicerLib.anatomy.stats import structure_statistics
 from XAIMedSlicerLib.errors import XAIError

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from safetensors.torch import save_file
+
 from tinynets import BlobClassifier, save_torchscript, small_densenet
 from XAIMedSlicerLib.cli import main
 from XAIMedSlicerLib.geometry.volume import Volume

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.model.loader import load_model
 from XAIMedSlicerLib.preprocess import prepare_input
@@ -71,6 +72,7 @@ class RegionAsClass(nn.Module):
 
 def test_region_gradcam_matches_monai_on_meshnet(t1_case):
     from monai.visualize import GradCAM
+
     from XAIMedSlicerLib.methods import get_method
     from XAIMedSlicerLib.methods.targets import RegionTarget
 

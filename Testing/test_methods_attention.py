@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
@@ -80,6 +81,7 @@ def test_unetr_relevance_for_a_region_is_on_the_input_grid():
 
 def test_swin_window_mapping_inverts_monais_partition():
     from monai.networks.nets.swin_unetr import SwinTransformerBlock, window_partition
+
     from XAIMedSlicerLib.methods.attention_swin import _token_grid
 
     block = SwinTransformerBlock(12, 3, (4, 4, 4), (2, 2, 2), 2.0)

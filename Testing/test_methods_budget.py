@@ -8,6 +8,7 @@ import sys
 import psutil
 import pytest
 import torch
+
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method

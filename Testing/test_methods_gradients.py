@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from test_methods_support import corr, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method

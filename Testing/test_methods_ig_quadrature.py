@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.errors import XAIError

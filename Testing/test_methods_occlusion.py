@@ -6,6 +6,7 @@ import pytest
 import torch
 from monai.data.utils import dense_patch_slices
 from monai.inferers.utils import _get_scan_interval
+
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
@@ -89,6 +90,7 @@ def test_bad_window_is_a_one_line_error(net_and_input):
 
 def test_sliding_window_occlusion_equals_occluding_the_whole_inference():
     from monai.networks.nets import UNet
+
     from XAIMedSlicerLib.methods.sliding import SlidingWindowModel
 
     torch.manual_seed(0)

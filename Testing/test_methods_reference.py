@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from monai.inferers import sliding_window_inference
+
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method

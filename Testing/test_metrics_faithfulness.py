@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 from torch import nn
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.metrics import evaluate_faithfulness
 from XAIMedSlicerLib.metrics.faithfulness import auc

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.metrics import (
     energy_pointing_game,

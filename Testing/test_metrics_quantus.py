@@ -14,6 +14,7 @@ import pytest
 import quantus  # a test extra pinned in pyproject (quantus==0.6.0)
 import torch
 from torch import nn
+
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.metrics import (
     cascading_randomisation,

@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
+
 from XAIMedSlicerLib.io.volumes import read_volume
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import RegionTarget

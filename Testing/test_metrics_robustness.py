@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.metrics import max_sensitivity

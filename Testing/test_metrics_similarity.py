@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from skimage.metrics import structural_similarity
+
 from XAIMedSlicerLib.metrics import normalise_map, spearman, ssim
 
 

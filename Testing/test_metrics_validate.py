@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+
 from tinynets import small_densenet
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.methods import get_method

@@ -8,13 +8,20 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from tinynets import small_densenet
 
+from tinynets import small_densenet
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.model.loader import load_model
 
-ARGS = {"spatial_dims": 3, "in_channels": 1, "out_channels": 2, "init_features": 8, "growth_rate": 4, "block_config": [2, 2]}
+ARGS = {
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": 2,
+    "init_features": 8,
+    "growth_rate": 4,
+    "block_config": [2, 2],
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,12 @@ def forms(tmp_path_factory):
                 {"_target_": "Spacingd", "keys": "image", "pixdim": [2.0, 2.0, 2.0]},
                 {"_target_": "NormalizeIntensityd", "keys": "image"}]},
         }  # fmt: skip
-        meta = {"name": name, "network_data_format": {"outputs": {"pred": {"type": "probabilities", "channel_def": {"0": "normal", "1": "lesion"}}}}}
+        meta = {
+            "name": name,
+            "network_data_format": {
+                "outputs": {"pred": {"type": "probabilities", "channel_def": {"0": "normal", "1": "lesion"}}}
+            },
+        }
         (tmp / name / "configs" / "inference.json").write_text(json.dumps(inference))
         (tmp / name / "configs" / "metadata.json").write_text(json.dumps(meta))
         if ts:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from XAIMedSlicerLib.anatomy.labels import parse_label_names
 from XAIMedSlicerLib.anatomy.stats import structure_statistics
 from XAIMedSlicerLib.errors import XAIError

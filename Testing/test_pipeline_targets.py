@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from tinynets import BlobClassifier, save_torchscript
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.io.volumes import read_volume, write_volume

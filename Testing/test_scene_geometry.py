@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import read_volume
@@ -114,6 +115,7 @@ def test_node_without_image_is_a_clear_error():
 
 def test_headless_current_scene_and_slicer_util():
     import slicer
+
     from XAIMedSlicerLib.scene import current_scene
 
     ss = create_scene()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from test_scene_support import NAMES, make_explanation
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.scene import (

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from test_scene_support import NAMES, make_explanation
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.scene import (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pytest
+
 from test_scene_support import make_explanation
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.volume import Volume

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from test_scene_support import constant_scan, make_explanation
 from XAIMedSlicerLib.scene import (
     add_volume,
@@ -133,6 +134,7 @@ def test_default_centre_is_the_attribution_peak(tmp_path):
 def test_rendered_on_real_ct(shared_data, tmp_path):
     """A map peaking deep inside the real liver: the peak pixel is the top colour over the CT's grey."""
     from scipy.ndimage import distance_transform_edt
+
     from XAIMedSlicerLib.explanation import Explanation
     from XAIMedSlicerLib.io.volumes import read_volume
 

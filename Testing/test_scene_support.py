@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from XAIMedSlicerLib.anatomy.stats import structure_statistics
 from XAIMedSlicerLib.explanation import Explanation
 from XAIMedSlicerLib.geometry.volume import Volume

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from pydicom.sr.codedict import codes
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.frames import ras_to_lps_points
 from XAIMedSlicerLib.geometry.volume import Volume

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.resample import resample_to
 from XAIMedSlicerLib.geometry.volume import Volume
@@ -83,6 +84,7 @@ def test_failed_write_keeps_existing_file(tmp_path, oblique_volume):
 def test_slicer_reads_segments_codes_and_geometry(tmp_path, oblique_volume):
     import vtk
     from vtk.util import numpy_support
+
     from XAIMedSlicerLib.scene.app import create_scene
 
     ann = make_annotation(oblique_volume)

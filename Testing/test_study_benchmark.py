@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.methods import available_methods
 from XAIMedSlicerLib.study.benchmark import SETTINGS, run_benchmark, with_overrides

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import write_volume

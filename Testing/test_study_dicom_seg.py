@@ -6,6 +6,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.io.volumes import read_volume
 from XAIMedSlicerLib.study import DisagreementAnnotation, Provenance, export_dicom_seg

@@ -10,6 +10,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import write_volume

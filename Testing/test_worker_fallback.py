@@ -10,6 +10,7 @@ import signal
 
 import pytest
 import torch
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.worker.fallback import Attempt, OutOfMemory, is_out_of_memory, run_with_fallback
 from XAIMedSlicerLib.worker.protocol import crash_description, decode

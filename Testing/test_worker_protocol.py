@@ -16,6 +16,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import read_volume, write_volume

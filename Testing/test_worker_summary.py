@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.worker.summary import model_summary
 

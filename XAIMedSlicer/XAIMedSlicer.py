@@ -679,6 +679,7 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
 
     def test_ExplainInBackground(self):
         import numpy as np
+
         from XAIMedSlicerLib.explain import explain
         from XAIMedSlicerLib.scene import volume_from_node
 
@@ -707,6 +708,7 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
 
     def test_RerunOverlayAndStructures(self):
         import numpy as np
+
         from XAIMedSlicerLib.scene.threshold import level_ranges, window_bounds
 
         self.delayDisplay("Re-running keeps earlier results; overlay controls; the structure table")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from bench_setup import ScoreModel, timed
 from XAIMedSlicerLib.methods import get_method
 from XAIMedSlicerLib.methods.targets import ClassTarget

@@ -4,8 +4,8 @@
 every built-in method.
 """
 
-from .registry import Attribution, MethodSpec, available_methods, get_method, register  # noqa: F401
 from . import gradcam, integrated_gradients  # noqa: F401,E402  (registration side effects)
+from .registry import Attribution, MethodSpec, available_methods, get_method, register  # noqa: F401
 
 # isort: split
 from . import (  # noqa: F401,E402  (registration side effects)

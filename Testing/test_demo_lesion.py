@@ -7,6 +7,7 @@ import socket
 import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
+
 from XAIMedSlicerLib.demo.cases import make_case
 from XAIMedSlicerLib.demo.lesion import Lesion, insert_lesion, sample_lesion
 from XAIMedSlicerLib.demo.template import LABEL_NAMES, load_template

@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ig import ig_curve  # noqa: E402
+from bench_report import method_table  # noqa: E402
 from bench_setup import (
     GRADCAM_LAYER,
     ScoreModel,
@@ -126,7 +127,8 @@ def bench_case(
         if passes is None:  # occlusion: the forward passes it runs (boxes scored, plus the input)
             passes = (info["forward_passes"], "f")
         n, kind_ = passes
-        per_item = unit[kind_] if n == 1 else unit_batched[kind_]  # one item cannot be batched
+        # one item cannot be batched; n items take the cheaper of single and batched passes
+        per_item = unit[kind_] if n == 1 else min(unit[kind_], unit_batched[kind_], key=lambda u: u[1])
         bound_wall, bound_cpu = n * per_item[0], n * per_item[1]
         r = {
             "net": kind,
@@ -341,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     from XAIMedSlicerLib.io.atomic import write_json
 
-    write_json(out, {"meta": meta, "cases": cases, "rows": rows, "ig_curve": curves})
+    result = {"meta": meta, "cases": cases, "rows": rows, "ig_curve": curves}
+    write_json(out, result)
+    print("\n" + method_table(result))
     print(f"\nwrote {out}")
     return 0
 

@@ -1,0 +1,92 @@
+"""Markdown tables from a ``bench_methods`` JSON result.
+
+    python bench/bench_report.py bench/results/bench_methods_cpu_full_<stamp>.json
+
+The lower bound of a method with n passes is n times the cheaper per-item cost of one pass, at batch
+1 or batched (both are measured in the same run): on the CPU a batch is sometimes dearer per item than
+single passes (DenseNet121 at 128^3), so the bound takes whichever is cheaper.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+
+def bound_cpu(row: dict, bounds: dict) -> float | None:
+    """n x the cheaper per-item CPU cost (batch 1 or batched) of the row's passes."""
+    match = re.match(r"(\d+) x (forward \+ backward|forward)", row.get("bound", ""))
+    if not match:
+        return None
+    n, kind = int(match.group(1)), "forward_backward" if "backward" in match.group(2) else "forward"
+    per_item = bounds[f"{kind}_cpu"]
+    if n > 1:
+        per_item = min(per_item, bounds.get(f"{kind}_batched_cpu", per_item))
+    return n * per_item
+
+
+def _f(v, spec: str = ".2f") -> str:
+    return "" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
+
+
+def method_table(result: dict) -> str:
+    bounds = {(c["net"], c["size"]): c["bounds"] for c in result["cases"]}
+    lines = [
+        "| net | size | method | params | CPU s | peak MB | lower bound | bound CPU s | ratio | reference | "
+        "ref CPU s | speed-up | correlation |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("seed", "stdev"))
+        if "cpu_seconds" not in r:  # our run skipped together with the reference
+            lines.append(
+                f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | skipped | | | | | {r.get('reference', '')}"
+                f" | {r.get('reference_skipped', '')} | | |"
+            )
+            continue
+        b = bound_cpu(r, bounds[(r["net"], r["size"])])
+        ratio = r["cpu_seconds"] / b if b else None
+        ref = r.get("reference", "")
+        if r.get("reference_skipped"):
+            ref_cols = f"{ref} | skipped: {r['reference_skipped']} | | "
+        elif ref:
+            ref_cols = (
+                f"{ref} | {_f(r.get('ref_cpu_seconds'), '.1f')} | x{_f(r.get('speedup_cpu'))} | "
+                f"{_f(r.get('correlation'), '.4f')} "
+            )
+        else:
+            ref_cols = " | | | "
+        lines.append(
+            f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_f(r['cpu_seconds'], '.1f')} | "
+            f"{_f(r['peak_mb'], '.0f')} | {r['bound']} | {_f(b, '.1f')} | {_f(ratio)} | {ref_cols}|"
+        )
+    return "\n".join(lines)
+
+
+def ig_table(result: dict) -> str:
+    lines = [
+        "| rule | implementation | passes | completeness error | map error vs GL-64 | CPU s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in result.get("ig_curve", []):
+        lines.append(
+            f"| {c['rule']} | {c['impl']} | {c['passes']} | {c['completeness_error']:.2e} | "
+            f"{c['map_error']:.4f} | {c['seconds']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    result = json.loads(Path(args[0]).read_text())
+    print(method_table(result))
+    if result.get("ig_curve"):
+        print()
+        print(ig_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

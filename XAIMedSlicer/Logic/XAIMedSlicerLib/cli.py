@@ -83,8 +83,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.model import CARD_PATH
     from .demo.run import run_demo
 
+    if not CARD_PATH.exists():
+        raise XAIError(
+            "the demo classifier is not trained yet (no weights in this checkout)",
+            "train it with `python -m XAIMedSlicerLib.demo.train`; it does not yet reach the target accuracy",
+        )
     run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
     return 0
 

@@ -52,6 +52,9 @@ def test_segmentation_region_through_sliding_windows(unet, method, mode):
     )
     torch.testing.assert_close(ours.map, ref, rtol=1e-4, atol=1e-6 * float(ref.abs().max()))
     assert ours.info["windows"] < ours.info["windows_total"]  # windows away from the region are skipped
+    with torch.no_grad():
+        whole = float(target(wrapped(x)))
+    assert abs(wrapped.target_score(x, target) - whole) <= 1e-5 * abs(whole)  # from the region's windows
 
 
 @pytest.mark.parametrize("shape", [(30, 26, 20), (12, 20, 10)])  # the second needs padding

@@ -21,6 +21,7 @@ from .gradients import accumulate_gradients, gradient_bytes_per_point, point_gra
 from .kernels import GradientKernel, register_kernel
 from .precision import checked_dtype
 from .registry import Attribution, register
+from .sliding import SlidingWindowModel
 
 RULES = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
 ALL_RULES = (*RULES, "completeness_corrected")
@@ -120,6 +121,8 @@ def _end_scores(model, x, base, target, alphas: np.ndarray, scores: np.ndarray) 
         hit = np.nonzero(np.isclose(alphas, end, rtol=0, atol=1e-12))[0]
         if len(hit):
             ends.append(float(scores[hit[0]]))
+        elif isinstance(model, SlidingWindowModel):
+            ends.append(model.target_score(point, target))
         else:
             with torch.inference_mode():
                 ends.append(float(target(model(point)).sum()))

@@ -240,3 +240,13 @@ class SlidingWindowModel(nn.Module):
         cam = torch.where(weight > 0, total / weight.clamp_min(1e-12), torch.zeros_like(total))
         info.update({**peak.as_dict(), "windows": len(windows), "windows_total": len(lay.slices)})
         return lay.crop(cam), info
+
+    def target_score(self, x: torch.Tensor, target) -> float:
+        """``target(self(x))`` from the windows the target depends on only (equal by linearity)."""
+        lay, windows = self.window_targets(x.shape[2:], target, x.device)
+        xp = F.pad(x, lay.pad)
+        total = 0.0
+        with torch.inference_mode():
+            for sl, wtarget in windows:
+                total += float(wtarget(self.model(xp[(slice(None), slice(None), *sl)])).sum())
+        return total

@@ -53,7 +53,7 @@ def test_incremental_occlusion_is_exact_on_a_segmentation_region():
     mask[10:22, 8:20, 12:26] = True
     target = RegionTarget(1, mask)
     fn = get_method("occlusion").fn
-    fast = fn(net, x, target, window=8, stride=8)
+    fast = fn(net, x, target, window=8, stride=8, incremental=True)
     full = fn(net, x, target, window=8, stride=8, incremental=False)
     assert fast.info["incremental"] and not full.info["incremental"]
     scale = float(full.map.abs().max())

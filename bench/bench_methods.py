@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ig import ig_curve  # noqa: E402
+from bench_ig import ig_case, ig_curve, ig_table  # noqa: E402
 from bench_report import method_table  # noqa: E402
 from bench_setup import (
     GRADCAM_LAYER,
@@ -191,7 +191,7 @@ def bench_case(
         (S, "fb"),
         run_ref(f"Captum IG (GL, internal batch {min(S, 8)})", captum_ig, 1.3 * S * t_fb),
     )
-    row("ig", {"steps": 8, "rule": "completeness_corrected"}, (8, "fb"))
+    row("ig", {"steps": 8, "rule": "adaptive"}, (8, "fb"))
 
     def captum_nt():
         torch.manual_seed(0)
@@ -320,15 +320,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if cfg["ig_curve"] and not args.no_ig_curve:
-        curves = ig_curve(make_net("densenet121"), make_input(min(sizes)).to(device), quick=args.quick)
-        print(
-            "\n| rule | implementation | passes | completeness error | map error vs GL-64 | CPU s |\n|---|---|---|---|---|---|"
-        )
-        for c in curves:
-            print(
-                f"| {c['rule']} | {c['impl']} | {c['passes']} | {c['completeness_error']:.2e} | "
-                f"{_fmt(c.get('map_error'), '.4f')} | {c['seconds']:.2f} |"
-            )
+        for case in (*args.nets, "meshnet"):
+            model, x, target = ig_case(case, min(sizes))
+            # on the CPU: the curve is about accuracy per pass, not speed
+            curves += ig_curve(model, x, target, args.quick, case=f"{case} {tuple(x.shape[2:])}")
+        print("\n" + ig_table(curves))
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"bench_methods_{args.device}_{'quick' if args.quick else 'full'}_{stamp}.json"

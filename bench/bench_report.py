@@ -65,26 +65,15 @@ def method_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def ig_table(result: dict) -> str:
-    lines = [
-        "| rule | implementation | passes | completeness error | map error vs GL-64 | CPU s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in result.get("ig_curve", []):
-        lines.append(
-            f"| {c['rule']} | {c['impl']} | {c['passes']} | {c['completeness_error']:.2e} | "
-            f"{c['map_error']:.4f} | {c['seconds']:.2f} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     result = json.loads(Path(args[0]).read_text())
     print(method_table(result))
     if result.get("ig_curve"):
         print()
-        print(ig_table(result))
+        from bench_ig import ig_table
+
+        print(ig_table(result["ig_curve"]))
     return 0
 
 

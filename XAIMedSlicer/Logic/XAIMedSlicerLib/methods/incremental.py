@@ -90,6 +90,7 @@ class IncrementalModel:
         self.prefix, self.suffix, self.frontier = prefix, suffix, frontier
         self.reach, self.base, self.align = reach, base, align
         self.plan: dict = {}
+        self.tail = None  # a TailRunner of the suffix where the target reads only a region
 
     @classmethod
     def build(cls, model: nn.Module, x: torch.Tensor, window: tuple[int, ...], max_stride: int = 4):
@@ -186,7 +187,7 @@ class IncrementalModel:
                 )
                 batch[(b, slice(None), *dst)] = part[(b, slice(None), *src)]
             full.append(batch)
-        return self.suffix(*full)
+        return (self.tail or self.suffix)(*full)
 
 
 def _as_tuple(value) -> tuple:

@@ -36,6 +36,7 @@ from monai.visualize import OcclusionSensitivity
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
 from .incremental import IncrementalModel
+from .incremental_tail import TailRunner
 from .occlusion_sliding import sliding_box_scores
 from .precision import autocast, checked_dtype
 from .registry import Attribution, register
@@ -193,7 +194,19 @@ def occlusion(
         else:
             dtype, info = checked_dtype(model, x, lambda o: score(o), precision, gradient=False)
             s0, scores = _local_scores(
-                model, x, boxes, occlude, score, incremental, dtype, budget, chunk, progress, report, info
+                model,
+                x,
+                boxes,
+                occlude,
+                score,
+                incremental,
+                dtype,
+                budget,
+                chunk,
+                progress,
+                report,
+                info,
+                _target_box(target, shape),
             )
     if len(boxes) < len(all_boxes):
         scores = interpolate_scores(scores.reshape([len(k) for k in keep]), keep, [len(a) for a in axes])
@@ -227,8 +240,22 @@ def occlusion(
     return Attribution(attr, signed=True, method="occlusion", params=params, info=info)
 
 
-def _local_scores(model, x, boxes, occlude, score, incremental, dtype, budget, chunk, progress, report, info):
-    """``(score of x, score with each box occluded)``, batched, through the incremental split if any."""
+def _target_box(target, shape: tuple[int, ...]) -> Box | None:
+    """Bounding box of a region target's mask (the only output voxels its score reads), else None."""
+    mask = getattr(target, "mask", None)
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != shape or not bool(mask.any()):
+        return None
+    idx = torch.nonzero(mask)
+    return tuple((int(idx[:, d].min()), int(idx[:, d].max()) + 1) for d in range(len(shape)))
+
+
+def _local_scores(
+    model, x, boxes, occlude, score, incremental, dtype, budget, chunk, progress, report, info, out_box=None
+):
+    """``(score of x, score with each box occluded)``, batched, through the incremental split if any.
+
+    Where the target reads only a region (``out_box``), the network's last local layers run only there.
+    """
     device, shape = x.device, tuple(x.shape[2:])
     per_item, _peak, out0 = activation_bytes(model, x)
     with torch.inference_mode():
@@ -238,8 +265,11 @@ def _local_scores(model, x, boxes, occlude, score, incremental, dtype, budget, c
     use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
     if use:
         window = tuple(max(b - a for a, b in axis) for axis in zip(*boxes, strict=True))
-        inc = _incremental_model(model, x, window, boxes, occlude, score, info)
+        inc = _incremental_model(model, x, window, boxes, occlude, score, info, out_box)
+    # incremental=False: plain full passes (the reference path)
+    runner = _tail_model(model, x, boxes, occlude, score, out_box) if inc is None and incremental else None
     info["incremental"] = inc is not None
+    info["output_cropped"] = (inc.tail if inc is not None else runner) is not None
     full = tuple((0, n) for n in shape)
     crops = inc.crops_for(boxes, shape) if inc is not None else [full] * len(boxes)
     groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
@@ -263,7 +293,7 @@ def _local_scores(model, x, boxes, occlude, score, incremental, dtype, budget, c
                 if use_inc:
                     out = inc.outputs(xs, [crops[i] for i in ids], [boxes[i] for i in ids])
                 else:
-                    out = model_on(model, dev)(xs)
+                    out = (runner if runner is not None and dev == device else model_on(model, dev))(xs)
                 scores[ids] = score(out).double().cpu()
             done[0] += len(ids)
             if progress:
@@ -284,9 +314,9 @@ def _local_scores(model, x, boxes, occlude, score, incremental, dtype, budget, c
     return s0, scores
 
 
-def _incremental_model(model, x, win, boxes, occlude, score, info: dict) -> IncrementalModel | None:
-    """The split for this model, input shape and window: built, checked and cached on first use."""
-    key = (tuple(x.shape), str(x.device), tuple(win))
+def _incremental_model(model, x, win, boxes, occlude, score, info: dict, out_box=None):
+    """The split for this model, input shape, window and target box: built, checked and cached."""
+    key = (tuple(x.shape), str(x.device), tuple(win), out_box)
     try:
         cache = _SPLITS.setdefault(model, {})
     except TypeError:  # not weak-referenceable (TorchScript): no incremental inference anyway
@@ -298,24 +328,62 @@ def _incremental_model(model, x, win, boxes, occlude, score, info: dict) -> Incr
         return inc
     with torch.inference_mode():
         inc = IncrementalModel.build(model, x, win)
-    if inc is not None and not _verified(inc, model, x, boxes, occlude, score):
+        if inc is not None and out_box is not None:
+            inc.tail = _tail_runner(inc.suffix, tuple(inc.base), out_box)
+    if inc is not None and not _verified(inc.outputs, model, x, boxes, occlude, score, inc.crop_for):
         inc, info["incremental_check"] = None, "failed; full forward passes used"
     cache[key] = inc
     return inc
 
 
-def _verified(inc: IncrementalModel, model, x, boxes: list[Box], occlude, score, rtol: float = 1e-4) -> bool:
-    """Compare incremental and full passes on the first and the last box (the two corners)."""
+def _tail_runner(gm, inputs: tuple, out_box: Box) -> TailRunner | None:
+    try:
+        return TailRunner.build(gm, inputs, out_box)
+    except Exception:  # noqa: BLE001 - an operation the analysis does not know: run the whole output
+        return None
+
+
+def _tail_model(model, x, boxes, occlude, score, out_box) -> TailRunner | None:
+    """The whole network with its output cropped to the target box: built, checked and cached."""
+    if out_box is None:
+        return None
+    try:
+        cache = _SPLITS.setdefault(model, {})
+    except TypeError:
+        return None
+    key = ("tail", tuple(x.shape), str(x.device), out_box)
+    if key not in cache:
+        runner = None
+        if not isinstance(model, torch.jit.ScriptModule):
+            try:
+                gm = torch.fx.symbolic_trace(model)
+            except Exception:  # noqa: BLE001 - untraceable: full passes
+                gm = None
+            runner = _tail_runner(gm, (x,), out_box) if gm is not None else None
+        whole = tuple((0, n) for n in x.shape[2:])
+        if runner is not None and not _verified(
+            lambda xs, _crops, _boxes: runner(xs), model, x, boxes, occlude, score, lambda _b: whole
+        ):
+            runner = None
+        cache[key] = runner
+    return cache[key]
+
+
+def _verified(outputs, model, x, boxes: list[Box], occlude, score, crop_for, rtol: float = 1e-4) -> bool:
+    """Compare the fast outputs with full passes on the first and the last box (the two corners)."""
     picks = sorted({0, len(boxes) - 1})
     with torch.inference_mode():
         for i in picks:
             full = x.clone()
             occlude(full, boxes[i], (0,) * (x.ndim - 2))
             ref = score(model(full))
-            crop = inc.crop_for(boxes[i])
+            crop = crop_for(boxes[i])
             xs = x[(slice(None), slice(None), *[slice(a, b) for a, b in crop])].clone()
             occlude(xs, boxes[i], tuple(a for a, _ in crop))
-            got = score(inc.outputs(xs, [crop], [boxes[i]]))
+            try:
+                got = score(outputs(xs, [crop], [boxes[i]]))
+            except Exception:  # noqa: BLE001 - a shape the fast path cannot handle: full passes
+                return False
             if not torch.allclose(got, ref, rtol=rtol, atol=rtol * (1e-3 + float(ref.abs().max()))):
                 return False
     return True

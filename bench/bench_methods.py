@@ -43,6 +43,7 @@ from XAIMedSlicerLib.methods.occlusion import boxes_of, captum_axes, monai_axes 
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+METHODS = ("gradcam", "gradcampp", "saliency", "ig", "smoothgrad", "occlusion", "occlusion_monai")
 
 
 def settings(quick: bool) -> dict:
@@ -121,8 +122,15 @@ def bench_case(
             "ref_peak_mb": ref_peak / 2**20,
         }
 
-    def row(method, params, passes, ref: dict | None = None, model_=None, target_=None):
-        """One of our methods against ``passes`` (n, "fb" or "f") lower-bound passes and a reference."""
+    def row(method, params, passes, ref=None, model_=None, target_=None):
+        """One of our methods against ``passes`` (n, "fb" or "f") lower-bound passes and a reference.
+
+        ``ref``: a reference's result dict, or a function returning it (run only if the row is wanted).
+        """
+        key = "occlusion_monai" if params.get("style") == "monai" else method
+        if key not in cfg["methods"]:
+            return
+        ref = ref() if callable(ref) else ref
         amap, (wall, cpu), peak, info = ours(method, model_ or model, x, target_ or target, **params)
         if passes is None:  # occlusion: the forward passes it runs (boxes scored, plus the input)
             passes = (info["forward_passes"], "f")
@@ -180,16 +188,21 @@ def bench_case(
         ig = IntegratedGradients(scalar)
         return ig.attribute(x, baselines=0.0, target=0, n_steps=S, internal_batch_size=min(S, 8))[0].sum(0)
 
-    row("gradcam", {"layer": layer}, (1, "fb"), run_ref("Captum LayerGradCam", captum_gradcam, 2 * t_fb))
-    row("gradcam", {"layer": layer}, (1, "fb"), run_ref("MONAI GradCAM", monai_cam, 2 * t_fb))
+    row(
+        "gradcam",
+        {"layer": layer},
+        (1, "fb"),
+        lambda: run_ref("Captum LayerGradCam", captum_gradcam, 2 * t_fb),
+    )
+    row("gradcam", {"layer": layer}, (1, "fb"), lambda: run_ref("MONAI GradCAM", monai_cam, 2 * t_fb))
     row("gradcampp", {"layer": layer}, (1, "fb"))
     sal = lambda: Saliency(scalar).attribute(x, target=0, abs=True)[0].amax(0)  # noqa: E731
-    row("saliency", {}, (1, "fb"), run_ref("Captum Saliency", sal, 2 * t_fb))
+    row("saliency", {}, (1, "fb"), lambda: run_ref("Captum Saliency", sal, 2 * t_fb))
     row(
         "ig",
         {"steps": S},
         (S, "fb"),
-        run_ref(f"Captum IG (GL, internal batch {min(S, 8)})", captum_ig, 1.3 * S * t_fb),
+        lambda: run_ref(f"Captum IG (GL, internal batch {min(S, 8)})", captum_ig, 1.3 * S * t_fb),
     )
     row("ig", {"steps": 8, "rule": "adaptive"}, (8, "fb"))
 
@@ -204,7 +217,7 @@ def bench_case(
         "smoothgrad",
         {"samples": N, "stdev": sigma, "seed": 0},
         (N, "fb"),
-        run_ref("Captum NoiseTunnel(Saliency)", captum_nt, 1.3 * N * t_fb),
+        lambda: run_ref("Captum NoiseTunnel(Saliency)", captum_nt, 1.3 * N * t_fb),
     )
 
     def monai_sg():
@@ -215,7 +228,7 @@ def bench_case(
         "smoothgrad",
         {"samples": N, "base": "gradient", "aggregate": "rms", "noise": 0.15, "seed": 0},
         (N, "fb"),
-        run_ref(f"MONAI SmoothGrad (n_samples={N})", monai_sg, 1.3 * N * t_fb),
+        lambda: run_ref(f"MONAI SmoothGrad (n_samples={N})", monai_sg, 1.3 * N * t_fb),
     )
     occ = {"window": cfg["window"], "stride": cfg["stride"]}
 
@@ -225,7 +238,12 @@ def bench_case(
             x, sliding_window_shapes=(1, *win), strides=(1, *stride), baselines=0.0, target=0
         )[0, 0]
 
-    row("occlusion", occ, None, run_ref("Captum Occlusion (same windows)", captum_occ, 1.2 * n_occ * t_f))
+    row(
+        "occlusion",
+        occ,
+        None,
+        lambda: run_ref("Captum Occlusion (same windows)", captum_occ, 1.2 * n_occ * t_f),
+    )
     # MONAI applies a sigmoid (one input channel); a region sum of logits saturates it, so the
     # segmentation network is compared without activation on both sides
     activate = kind == "densenet121"
@@ -241,6 +259,14 @@ def bench_case(
 
     monai_name = f"MONAI OcclusionSensitivity (mask {cfg['window']}, overlap {cfg['monai_overlap']})"
     estimate = 1.2 * n_monai * unit_batched["f"][0]
+    if "occlusion_monai" not in cfg["methods"]:
+        return {
+            "net": kind,
+            "size": size,
+            "bounds": bounds,
+            "n_occlusion_boxes": n_occ,
+            "n_monai_boxes": n_monai,
+        }
     monai_ref = run_ref(monai_name, monai_occ, estimate, transform=lambda m: p0 - m)
     for sub in (1, 2):
         params = {
@@ -304,10 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-ref-seconds", type=float, default=600.0)
     ap.add_argument("--no-ig-curve", action="store_true")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="rows to run")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = settings(args.quick)
+    cfg = {**settings(args.quick), "methods": list(args.methods)}
     sizes = args.sizes or ([64] if args.quick else [64, 96, 128])
     rows: list[dict] = []
     cases, curves = [], []

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from XAIMedSlicerLib.anatomy.labels import align_labels, parse_label_names, read_label_names
 from XAIMedSlicerLib.anatomy.stats import structure_statistics
+from XAIMedSlicerLib.anatomy.table import format_table
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import read_volume
@@ -51,9 +52,13 @@ def test_statistics_on_real_ct_labels(shared_data):
             assert row[key] == pytest.approx(ref[key], rel=1e-9, abs=1e-12)
         np.testing.assert_allclose([row["peak_r"], row["peak_a"], row["peak_s"]], ref["peak_ras"], atol=1e-4)
     total_inside = sum(r["positive_sum"] for r in rows)
-    assert total_inside == pytest.approx(
-        np.maximum(attr.array.astype(np.float64), 0)[labels.array > 0].sum(), rel=1e-9
-    )
+    positive = np.maximum(attr.array.astype(np.float64), 0)
+    assert total_inside == pytest.approx(positive[labels.array > 0].sum(), rel=1e-9)
+    # the terminal table names the share of positive attribution outside every labelled structure
+    outside = positive[labels.array == 0].sum() / positive.sum()
+    last = format_table(rows, limit=100).splitlines()[-1]
+    assert last.startswith("(outside the labelled structures)")
+    assert float(last.split()[-1].rstrip("%")) == pytest.approx(100 * outside, abs=0.051)
 
 
 def test_label_map_on_flipped_grid_is_resampled_in_physical_space(shared_data):

@@ -70,7 +70,8 @@ def test_template_geometry_and_labels_match_nilearn(template):
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
 def test_lesion_changes_intensity_only_at_the_mask(template, seed):
     rng = np.random.default_rng(seed)
-    lesion = sample_lesion(rng, template.brain)
+    white = float(np.median(template.image.array[template.labels.array == 2]))
+    lesion = sample_lesion(rng, template.brain, white)
     out = insert_lesion(template.image, lesion, template.brain)
     assert out.image.same_grid(template.image) and out.mask.same_grid(template.image)
     diff = out.image.array.astype(np.float64) - template.image.array
@@ -80,14 +81,17 @@ def test_lesion_changes_intensity_only_at_the_mask(template, seed):
     # every changed voxel lies in the mask dilated by the soft edge (edge x largest semi-axis) + a voxel diagonal
     reach = lesion.edge * max(lesion.semi_axes_mm) + np.linalg.norm(template.image.spacing)
     assert _mask_distance_mm(out.mask)[changed].max() <= reach
-    # inside the brain only, and with the lesion's sign inside the mask wherever there is signal
+    # inside the brain only; inside the mask at least half-way from the tissue to the lesion's intensity
     assert not changed[template.brain.array == 0].any()
-    inside = mask & (template.image.array > 0.05)
-    assert np.all(np.sign(diff[inside]) == np.sign(lesion.contrast))
-    # relative change inside the mask lies between half and the full contrast
-    ratio = out.image.array[inside] / template.image.array[inside] - 1.0
-    lo, hi = sorted([0.5 * lesion.contrast, lesion.contrast])
-    assert np.all((ratio >= lo - 1e-5) & (ratio <= hi + 1e-5))
+    before = template.image.array[mask].astype(np.float64)
+    after = out.image.array[mask].astype(np.float64)
+    assert np.all(np.abs(after - lesion.intensity) <= 0.5 * np.abs(before - lesion.intensity) + 1e-5)
+    assert np.all((after - before) * (lesion.intensity - before) >= 0)
+    # hyper-intense lesions are brighter than all normal tissue, hypo-intense ones darker than grey matter
+    if lesion.contrast > 0:
+        assert lesion.intensity > template.image.array.max()
+    else:
+        assert lesion.intensity < np.median(template.image.array[template.labels.array == 1])
     # the reported centre is the mask centroid in RAS
     np.testing.assert_allclose(out.centre_ras, _centroid_ras(out.mask), atol=1e-4)
     assert np.linalg.norm(out.centre_ras - np.asarray(lesion.centre_ras)) < max(lesion.semi_axes_mm)
@@ -98,7 +102,7 @@ def test_lesion_lands_at_its_physical_position_on_an_oblique_grid(oblique_volume
     image = oblique_volume.with_array(np.ones(oblique_volume.array.shape, dtype=np.float32))
     centre = image.index_to_ras((13.0, 15.0, 9.0))
     rotation = np.linalg.qr(np.random.default_rng(7).normal(size=(3, 3)))[0]
-    lesion = Lesion(tuple(centre), (6.0, 4.0, 7.5), tuple(map(tuple, rotation)), contrast=0.5)
+    lesion = Lesion(tuple(centre), (6.0, 4.0, 7.5), tuple(map(tuple, rotation)), intensity=1.5, contrast=0.5)
     out = insert_lesion(image, lesion)
     # the expected weight of every voxel, from its RAS position (computed here without the package)
     k, j, i = np.indices(image.array.shape)

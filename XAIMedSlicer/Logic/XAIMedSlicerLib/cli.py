@@ -88,8 +88,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not CARD_PATH.exists():
         raise XAIError(
-            "the demo classifier is not trained yet (no weights in this checkout)",
-            "train it with `python -m XAIMedSlicerLib.demo.train`; it does not yet reach the target accuracy",
+            f"the demo classifier is missing from this installation ({CARD_PATH.name})",
+            "reinstall the package, or retrain it with `python -m XAIMedSlicerLib.demo.train`",
         )
     run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
     return 0

@@ -37,4 +37,7 @@ def format_table(rows: list[dict], limit: int = 15) -> str:
         )
     if len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more structures in structures.csv")
+    outside = 1.0 - sum(row["positive_share"] for row in rows)
+    if rows and outside > 5e-4:
+        lines.append(f"{'(outside the labelled structures)':32s} {outside:7.1%}")
     return "\n".join(lines)

@@ -59,6 +59,13 @@ def _depth(resolution: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=2)
+def _white_matter(resolution: int) -> float:
+    """Median template intensity in white matter: the lesions' reference intensity."""
+    template = load_template(resolution)
+    return float(np.median(template.image.array[template.labels.array == 2]))
+
+
+@functools.lru_cache(maxsize=2)
 def _normalised_ras(resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """RAS coordinates / 100 mm of every voxel, each as an array broadcastable to [k, j, i]."""
     image = load_template(resolution).image
@@ -89,7 +96,7 @@ def make_case(seed: int, lesion: bool | None = None, resolution: int = 2) -> Dem
     lesion_seq, acquisition_seq = np.random.SeedSequence(int(seed)).spawn(2)
     rng = np.random.default_rng(lesion_seq)
     present = bool(rng.random() < 0.5) if lesion is None else bool(lesion)
-    drawn = sample_lesion(rng, template.brain, _depth(resolution))
+    drawn = sample_lesion(rng, template.brain, _white_matter(resolution), _depth(resolution))
     image = template.image
     mask = template.image.with_array(np.zeros(image.array.shape, dtype=np.uint8))
     centre = None

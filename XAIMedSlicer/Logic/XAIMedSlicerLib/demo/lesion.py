@@ -3,8 +3,11 @@
 A lesion is defined in RAS millimetres (centre, three semi-axes, a rotation), so it is independent of
 the voxel grid. Its weight is 1 inside the ellipsoid's core, falls smoothly (smoothstep) to 0 across
 ``edge`` (a fraction of the normalised radius) on both sides of the surface, and is 0 outside the brain.
-The intensity becomes ``image * (1 + contrast * weight)``: hyper-intense for contrast > 0, hypo-intense
-for contrast < 0. The lesion mask is ``weight >= 0.5`` (the ellipsoid surface, clipped to the brain);
+The intensity is blended towards the lesion's own intensity: ``image + weight * (intensity - image)``
+(or, for a lesion without its own intensity, scaled: ``image * (1 + contrast * weight)``).
+``intensity = reference * (1 + contrast)``, with ``reference`` the white-matter intensity: hyper-intense
+lesions (contrast > 0) are brighter than any normal tissue, hypo-intense ones (contrast < 0) are as dark
+as CSF or darker. The lesion mask is ``weight >= 0.5`` (the ellipsoid surface, clipped to the brain);
 the lesion centre reported is that mask's centroid in RAS mm.
 """
 
@@ -18,10 +21,10 @@ from scipy.spatial.transform import Rotation
 from ..errors import XAIError
 from ..geometry.volume import Volume
 
-SIZE_RANGE_MM = (4.0, 11.0)  # mean semi-axis
-AXIS_FACTOR_RANGE = (0.65, 1.35)  # each semi-axis = mean x factor
-HYPER_RANGE = (0.2, 0.6)  # contrast > 0
-HYPO_RANGE = (0.2, 0.5)  # contrast < 0 (magnitude)
+SIZE_RANGE_MM = (6.0, 15.0)  # mean semi-axis
+AXIS_FACTOR_RANGE = (0.7, 1.3)  # each semi-axis = mean x factor
+HYPER_RANGE = (0.25, 0.6)  # contrast > 0: intensity 1.25 to 1.6 x white matter
+HYPO_RANGE = (0.6, 0.9)  # contrast < 0 (magnitude): intensity 0.1 to 0.4 x white matter
 EDGE = 0.3  # soft edge half-width, in normalised radius
 
 
@@ -32,8 +35,9 @@ class Lesion:
     centre_ras: tuple[float, float, float]  # nominal centre of the ellipsoid
     semi_axes_mm: tuple[float, float, float]
     rotation: tuple[tuple[float, ...], ...]  # 3x3, columns = ellipsoid axes in RAS
-    contrast: float  # relative intensity change at the core
+    contrast: float  # intensity / reference - 1 (reference: white matter)
     edge: float = EDGE
+    intensity: float | None = None  # the lesion's own intensity; None: multiplicative, image * (1 + contrast)
 
     @property
     def extent_mm(self) -> float:
@@ -45,6 +49,7 @@ class Lesion:
             "centre_ras": list(self.centre_ras),
             "semi_axes_mm": list(self.semi_axes_mm),
             "rotation": [list(r) for r in self.rotation],
+            "intensity": self.intensity,
             "contrast": self.contrast,
             "edge": self.edge,
             "kind": "hyper-intense" if self.contrast > 0 else "hypo-intense",
@@ -70,8 +75,13 @@ def brain_depth_mm(brain: Volume) -> np.ndarray:
     return distance_transform_edt(inside, sampling=sampling)
 
 
-def sample_lesion(rng: np.random.Generator, brain: Volume, depth_mm: np.ndarray | None = None) -> Lesion:
-    """Draw a lesion with random size, shape, rotation, contrast sign and magnitude, inside ``brain``."""
+def sample_lesion(
+    rng: np.random.Generator, brain: Volume, reference: float, depth_mm: np.ndarray | None = None
+) -> Lesion:
+    """Draw a lesion with random size, shape, rotation, contrast sign and magnitude, inside ``brain``.
+
+    ``reference`` is the white-matter intensity of the image the lesion is meant for.
+    """
     mean_axis = rng.uniform(*SIZE_RANGE_MM)
     axes = mean_axis * rng.uniform(*AXIS_FACTOR_RANGE, size=3)
     rotation = Rotation.random(random_state=rng).as_matrix()
@@ -91,6 +101,7 @@ def sample_lesion(rng: np.random.Generator, brain: Volume, depth_mm: np.ndarray 
         centre_ras=tuple(float(c) for c in centre),
         semi_axes_mm=tuple(float(a) for a in axes),
         rotation=tuple(tuple(float(v) for v in row) for row in rotation),
+        intensity=float(reference * (1.0 + contrast)),
         contrast=contrast,
     )
 
@@ -134,7 +145,10 @@ def insert_lesion(image: Volume, lesion: Lesion, brain: Volume | None = None) ->
             "the lesion covers no voxel of the image", "place the lesion inside the volume and the brain"
         )
     array = np.asarray(image.array, dtype=np.float32).copy()
-    array[box] *= 1.0 + np.float32(lesion.contrast) * weight
+    if lesion.intensity is None:
+        array[box] *= 1.0 + np.float32(lesion.contrast) * weight
+    else:
+        array[box] += weight * (np.float32(lesion.intensity) - array[box])
     return InsertedLesion(
         image=image.with_array(array),
         mask=image.with_array(mask),

@@ -34,7 +34,7 @@ NETWORK = {
         "act": ["relu", {"inplace": False}],
     },
 }
-GRADCAM_LAYER = "features.denseblock1"
+GRADCAM_LAYER = "class_layers.relu"  # the final feature map (16^3), before global average pooling
 PREPROCESSING = {
     "orientation": "RAS",
     "spacing": [3.0, 3.0, 3.0],

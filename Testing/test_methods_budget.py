@@ -40,13 +40,24 @@ def test_chunk_size_follows_free_host_memory():
 def test_out_of_memory_halves_the_chunk_and_keeps_the_result(net_and_input):
     net, x = net_and_input
     per_point = gradient_bytes_per_point(net, x)
-    ref = get_method("ig").fn(net, x, ClassTarget(1), steps=8)
+    # one fixed set of 8 path points (the adaptive default places its points in rounds)
+    ref = get_method("ig").fn(net, x, ClassTarget(1), steps=8, rule="gausslegendre")
     # a simulated device that holds two path points, while free host memory suggests all eight
     budget = MemoryBudget(device_limit_bytes=int(2.5 * per_point), max_chunk_cpu=8)
-    got = get_method("ig").fn(net, x, ClassTarget(1), steps=8, budget=budget)
+    got = get_method("ig").fn(net, x, ClassTarget(1), steps=8, rule="gausslegendre", budget=budget)
     chunks = got.info["chunks"]
     assert chunks["first_chunk"] == 8 and chunks["final_chunk"] == 2 and chunks["retries"] == 2
     assert not chunks["fell_back_to_cpu"]
+    torch.testing.assert_close(got.map, ref.map, rtol=1e-4, atol=1e-7)
+
+
+def test_default_ig_rule_under_a_two_point_budget_gives_the_same_map(net_and_input):
+    net, x = net_and_input
+    per_point = gradient_bytes_per_point(net, x)
+    ref = get_method("ig").fn(net, x, ClassTarget(1), steps=8)
+    budget = MemoryBudget(device_limit_bytes=int(2.5 * per_point), max_chunk_cpu=8)
+    got = get_method("ig").fn(net, x, ClassTarget(1), steps=8, budget=budget)
+    assert got.info["chunks"]["retries"] >= 1 and not got.info["chunks"]["fell_back_to_cpu"]
     torch.testing.assert_close(got.map, ref.map, rtol=1e-4, atol=1e-7)
 
 

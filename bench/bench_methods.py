@@ -280,7 +280,16 @@ def bench_case(
             rows.append({"net": kind, "size": size, "method": "occlusion", "params": params, **monai_ref})
             log(f"| {kind} | {size}^3 | occlusion | {params} | skipped: {monai_ref['reference_skipped']} |")
             continue
-        row("occlusion", params, None, monai_ref, model_=scalar, target_=ScoreTarget())
+        # without an activation ours explains the network's own region target (the same scalar that
+        # MONAI gets through the wrapper), so it can run the last layers on the region only
+        row(
+            "occlusion",
+            params,
+            None,
+            monai_ref,
+            model_=scalar if activate else model,
+            target_=ScoreTarget() if activate else target,
+        )
     return {"net": kind, "size": size, "bounds": bounds, "n_occlusion_boxes": n_occ, "n_monai_boxes": n_monai}
 
 

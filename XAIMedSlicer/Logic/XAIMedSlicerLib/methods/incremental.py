@@ -95,11 +95,8 @@ class IncrementalModel:
     @classmethod
     def build(cls, model: nn.Module, x: torch.Tensor, window: tuple[int, ...], max_stride: int = 4):
         """Trace ``model``, measure reaches on ``x`` and choose the split that saves the most time."""
-        if isinstance(model, torch.jit.ScriptModule):
-            return None
-        try:
-            gm = fx.symbolic_trace(model)
-        except Exception:  # noqa: BLE001 - any tracing failure means: no incremental inference
+        gm = trace(model)
+        if gm is None:
             return None
         nd = x.ndim
         spatial = tuple(x.shape[2:])
@@ -188,6 +185,16 @@ class IncrementalModel:
                 batch[(b, slice(None), *dst)] = part[(b, slice(None), *src)]
             full.append(batch)
         return (self.tail or self.suffix)(*full)
+
+
+def trace(model: nn.Module) -> fx.GraphModule | None:
+    """``model`` traced by ``torch.fx``, or ``None`` (TorchScript, or any tracing failure)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return None
+    try:
+        return fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001 - any tracing failure means: no incremental inference
+        return None
 
 
 def _as_tuple(value) -> tuple:

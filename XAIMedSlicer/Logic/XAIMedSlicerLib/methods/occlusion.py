@@ -15,8 +15,8 @@ the scores of the others multilinearly in the position index: for heavily overla
 MONAI's default (``overlap=0.6``) this needs about ``k**3`` times fewer passes for a nearly equal map.
 
 Boxes run in memory-sized batches under ``inference_mode`` (mixed precision on the GPU where it agrees
-with fp32). Where the network can be split (see :mod:`.incremental`), only the part of the early layers
-that a box can change is recomputed; where the target reads only a region of the output (a segmentation
+with fp32). For a class target each layer is recomputed only on the region a box changes (see
+:mod:`.incremental_dense`); otherwise, where the network can be split (:mod:`.incremental`), the early layers; where the target reads only a region of the output (a segmentation
 region), the last local layers run only on the region's box (see :mod:`.incremental_tail`). Both are
 checked against full passes before use; the output is the same as with full forward passes (up to float
 rounding). ``incremental=False`` runs plain full passes.
@@ -39,6 +39,7 @@ from monai.visualize import OcclusionSensitivity
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
 from .incremental import IncrementalModel
+from .incremental_dense import dense_box_scores
 from .incremental_tail import TailRunner
 from .occlusion_sliding import sliding_box_scores
 from .precision import autocast, checked_dtype
@@ -266,6 +267,11 @@ def _local_scores(
 
     inc = None
     use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
+    if use and out_box is None:  # a class target: every layer recomputed only where a box changes it
+        kw = {"budget": budget, "chunk": chunk, "progress": progress, "report": report, "info": info}
+        scores = dense_box_scores(model, x, boxes, occlude, score, dtype, 3 * per_item // 2, **kw)
+        if scores is not None:
+            return s0, scores
     if use:
         window = tuple(max(b - a for a, b in axis) for axis in zip(*boxes, strict=True))
         inc = _incremental_model(model, x, window, boxes, occlude, score, info, out_box)

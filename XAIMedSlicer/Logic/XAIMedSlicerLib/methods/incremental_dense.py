@@ -158,17 +158,14 @@ class DenseIncremental:
         modules = dict(gm.named_modules())
         rules = {n.name: _rule(n, modules, shapes, nd - 2) for n in gm.graph.nodes if n.op != "placeholder"}
         self = cls(gm, rules, shapes, rec.values, rec.cost, full_at)
-        total = sum(rec.cost.values())
-        sample = boxes[:: max(1, len(boxes) // 64)]
-        cost = sum(self.box_cost(b) for b in sample) / (len(sample) * total)
-        self.estimated_fraction = cost
-        if cost > max_cost:
+        cost, keep = 0.0, set()
+        for box in boxes:  # every box (about 1 ms each): the base outputs any of them reads are kept
+            regions = self.regions([box])
+            cost += self.box_cost(regions)
+            keep |= {name for name, region in regions.items() if region != "full"}
+        self.estimated_fraction = cost / (len(boxes) * sum(rec.cost.values()))
+        if self.estimated_fraction > max_cost:
             return None
-        keep = set()
-        for b in sample + [boxes[0], boxes[-1]]:
-            for name, region in self.regions([b]).items():
-                if region != "full":
-                    keep.add(name)
         keep |= {a.name for n in self.nodes if n.name in keep for a in n.all_input_nodes}
         self.base = {k: v for k, v in rec.values.items() if k in keep or k not in shapes}
         return self
@@ -203,10 +200,10 @@ class DenseIncremental:
             out[n.name] = "full" if _prod(sizes) >= self.full_at * vol else per
         return out
 
-    def box_cost(self, box: Box) -> float:
-        """Estimated operations (the recorder's cost units) of one box."""
+    def box_cost(self, regions: dict[str, object]) -> float:
+        """Estimated operations (the recorder's cost units) of one box's ``regions``."""
         cost = 0.0
-        for name, region in self.regions([box]).items():
+        for name, region in regions.items():
             if name == self.input or region is None:
                 continue
             frac = 1.0 if region == "full" else _volume(region[0]) / _prod(self.shapes[name])

@@ -16,10 +16,11 @@ MONAI's default (``overlap=0.6``) this needs about ``k**3`` times fewer passes f
 
 Boxes run in memory-sized batches under ``inference_mode`` (mixed precision on the GPU where it agrees
 with fp32). For a class target each layer is recomputed only on the region a box changes (see
-:mod:`.incremental_dense`); otherwise, where the network can be split (:mod:`.incremental`), the early layers; where the target reads only a region of the output (a segmentation
-region), the last local layers run only on the region's box (see :mod:`.incremental_tail`). Both are
-checked against full passes before use; the output is the same as with full forward passes (up to float
-rounding). ``incremental=False`` runs plain full passes.
+:mod:`.incremental_dense`); otherwise, where the network can be split (:mod:`.incremental`), only the
+part of the early layers that a box can change, and where the target reads only a region of the output
+(a segmentation region), the last local layers run only on the region's box (see
+:mod:`.incremental_tail`). All are checked against full passes before use; the output is the same as
+with full forward passes (up to float rounding). ``incremental=False`` runs plain full passes.
 """
 
 from __future__ import annotations

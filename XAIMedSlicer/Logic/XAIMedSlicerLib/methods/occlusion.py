@@ -49,6 +49,7 @@ from .sliding import SlidingWindowModel
 
 Box = tuple[tuple[int, int], ...]
 AUTO_INCREMENTAL_BOXES = 128  # below this, building and checking the split (about 8 passes) rarely pays
+AUTO_PER_LAYER_BOXES = 16  # per-layer incremental inference (class targets) costs about 4 passes to set up
 _SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -268,7 +269,8 @@ def _local_scores(
 
     inc = None
     use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
-    if use and out_box is None:  # a class target: every layer recomputed only where a box changes it
+    per_layer = use or (incremental == "auto" and len(boxes) >= AUTO_PER_LAYER_BOXES)
+    if per_layer and out_box is None:  # a class target: each layer recomputed only where a box changes it
         kw = {"budget": budget, "chunk": chunk, "progress": progress, "report": report, "info": info}
         scores = dense_box_scores(model, x, boxes, occlude, score, dtype, 3 * per_item // 2, **kw)
         if scores is not None:

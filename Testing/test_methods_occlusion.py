@@ -152,3 +152,34 @@ def test_per_layer_incremental_occlusion_equals_full_passes(shape, window, strid
     scale = max(float(full.map.abs().max()), abs(full.info["score"]))
     torch.testing.assert_close(fast.map, full.map, rtol=1e-5, atol=1e-5 * scale)
     assert abs(fast.info["score"] - full.info["score"]) <= 1e-6 * abs(full.info["score"])
+
+
+class _InstanceNormNet(torch.nn.Module):
+    """Convolutions around an instance norm (a global operation) and a data-dependent branch option."""
+
+    def __init__(self, branch: bool) -> None:
+        super().__init__()
+        self.branch = branch
+        self.a = torch.nn.Conv3d(1, 4, 3, padding=1)
+        self.norm = torch.nn.InstanceNorm3d(4, affine=True)
+        self.b = torch.nn.Conv3d(4, 2, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        if self.branch and bool(h.mean() > 0):  # not traceable by torch.fx
+            h = h * 2
+        return self.b(self.norm(h)).mean((2, 3, 4))
+
+
+@pytest.mark.parametrize("branch", [False, True])
+def test_incremental_occlusion_falls_back_exactly(branch):
+    """A global operation ends the per-layer regions there; an untraceable model runs full passes."""
+    torch.manual_seed(0)
+    net = _InstanceNormNet(branch).eval()
+    x = torch.randn(1, 1, 16, 16, 16)
+    fn = get_method("occlusion").fn
+    fast = fn(net, x, ClassTarget(0), window=4, stride=4, incremental=True)
+    full = fn(net, x, ClassTarget(0), window=4, stride=4, incremental=False)
+    assert fast.info["incremental"] is not branch
+    scale = max(float(full.map.abs().max()), abs(full.info["score"]))
+    torch.testing.assert_close(fast.map, full.map, rtol=1e-5, atol=1e-5 * scale)

@@ -16,7 +16,7 @@ MONAI's default (``overlap=0.6``) this needs about ``k**3`` times fewer passes f
 
 Boxes run in memory-sized batches under ``inference_mode`` (mixed precision on the GPU where it agrees
 with fp32). For a class target each layer is recomputed only on the region a box changes (see
-:mod:`.incremental_dense`); otherwise, where the network can be split (:mod:`.incremental`), only the
+:mod:`.occlusion_dense`); otherwise, where the network can be split (:mod:`.incremental`), only the
 part of the early layers that a box can change, and where the target reads only a region of the output
 (a segmentation region), the last local layers run only on the region's box (see
 :mod:`.incremental_tail`). All are checked against full passes before use; the output is the same as
@@ -40,8 +40,8 @@ from monai.visualize import OcclusionSensitivity
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
 from .incremental import IncrementalModel
-from .incremental_dense import dense_box_scores
 from .incremental_tail import TailRunner
+from .occlusion_dense import dense_box_scores
 from .occlusion_sliding import sliding_box_scores
 from .precision import autocast, checked_dtype
 from .registry import Attribution, register

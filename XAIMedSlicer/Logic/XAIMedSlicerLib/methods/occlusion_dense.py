@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .budget import model_on, run_chunks
+from .budget import MemoryBudget, model_on, run_chunks
 from .incremental_dense import Box, DenseIncremental
 from .precision import autocast
 
@@ -29,6 +29,11 @@ def dense_box_scores(model, x, boxes: list[Box], occlude, score, dtype, per_item
             inc = None
         if inc is None or not _agrees(inc, model, x, boxes, occlude, score):
             return None
+    budget = chunking.get("budget") or MemoryBudget()
+    kept = sum(v.numel() * v.element_size() for v in inc.base.values() if isinstance(v, torch.Tensor))
+    if kept > budget.free_bytes(x.device) * budget.fraction:
+        return None  # the kept layer outputs do not fit: the paths that keep less
+    chunking["fixed_bytes"] = kept
     device = x.device
     rows: dict[Box, list[int]] = {}
     for i, box in enumerate(boxes):

@@ -75,6 +75,28 @@ def test_explain_writes_every_output(case, capsys):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_method_parameters_from_the_command_line(case, capsys):
+    """--param KEY=VALUE reaches the method (values read as JSON) and is recorded in the provenance."""
+    from XAIMedSlicerLib.explain import explain
+
+    out = case["tmp"] / "gl"
+    code, _, err = run_cli(
+        capsys, "explain", "--image", case["image"], "--model", case["model"], "--method", "ig",
+        "--target", "0", "--param", "rule=gausslegendre", "--param", "steps=6", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    params = json.loads((out / "provenance.json").read_text())["method"]["params"]
+    assert params["rule"] == "gausslegendre" and params["steps"] == 6
+    direct = explain(
+        case["image"], case["model"], "ig", 0, method_params={"rule": "gausslegendre", "steps": 6}
+    )
+    np.testing.assert_allclose(
+        read_volume(out / "attribution.nrrd").array, direct.attribution.array, atol=1e-6
+    )
+    adaptive = explain(case["image"], case["model"], "ig", 0, method_params={"steps": 6})
+    assert not np.allclose(adaptive.attribution.array, direct.attribution.array, atol=1e-6)
+
+
 def _bad_inputs(case) -> dict[str, tuple[list, str]]:
     tmp = case["tmp"]
     flat = sitk.GetImageFromArray(np.zeros((20, 20), np.float32))
@@ -112,10 +134,16 @@ def _bad_inputs(case) -> dict[str, tuple[list, str]]:
         ),
         "weights": (["--image", img, "--model", tmp / "misfit.json"], "do not fit the network"),
         "missing": (["--image", tmp / "missing.nii.gz", "--model", model], "file not found"),
+        "param": (
+            ["--image", img, "--model", model, "--method", "ig", "--param", "nosuch=1"],
+            "method 'ig' has no parameter 'nosuch'",
+        ),
     }
 
 
-@pytest.mark.parametrize("kind", ["2d", "4d", "nan", "labels", "network", "layer", "weights", "missing"])
+@pytest.mark.parametrize(
+    "kind", ["2d", "4d", "nan", "labels", "network", "layer", "weights", "missing", "param"]
+)
 def test_bad_input_gives_one_line_and_no_output(case, capsys, kind):
     args, message = _bad_inputs(case)[kind]
     out = case["tmp"] / f"out_{kind}"

@@ -30,16 +30,46 @@ def _progress_bar(desc: str):
     return bar, update
 
 
+INTERNAL_PARAMS = {"progress", "budget"}  # set by the pipeline, not by the user
+
+
+def method_params(method: str, items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as parameters of ``method`` (values read as JSON where they parse)."""
+    import inspect
+    import json
+
+    from .methods import get_method
+
+    if not items:
+        return {}
+    signature = inspect.signature(get_method(method).fn).parameters
+    accepted = [n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY and n not in INTERNAL_PARAMS]
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise XAIError(f"--param '{item}' is not KEY=VALUE", "write it like --param rule=gausslegendre")
+        if key not in accepted:
+            raise XAIError(
+                f"method '{method}' has no parameter '{key}'", f"use one of: {', '.join(accepted)}"
+            )
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from .anatomy.table import format_table
     from .explain import explain
     from .export import write_explanation
     from .io.outputs import OutputDir
 
+    params = method_params(args.method, args.param or [])
     out = OutputDir(args.out, force=args.force)
     try:
         bar, update = _progress_bar(f"xaimed {args.method}")
-        params = {}
         if args.steps:
             params["steps"] = args.steps
         if args.layer:
@@ -161,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--point", type=float, nargs=3, metavar=("R", "A", "S"))
     ex.add_argument("--steps", type=int, help="path points (IG) or samples")
     ex.add_argument("--layer", help="layer for Grad-CAM")
+    ex.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a method parameter, repeatable (e.g. rule=gausslegendre, window=8, samples=25)",
+    )
     ex.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--opacity", type=float, default=0.5)

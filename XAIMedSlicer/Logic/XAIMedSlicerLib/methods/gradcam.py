@@ -56,7 +56,7 @@ def run_cam(
 
 @register("gradcam", signed=False, needs_layer=True, description="Grad-CAM on a 3D convolution layer")
 def gradcam(
-    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "auto", progress=None, **_
+    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "fp32", progress=None, **_
 ) -> Attribution:
     """ReLU of the channel sum of activations weighted by their spatially averaged gradients."""
     return run_cam("gradcam", model, x, target, layer, False, precision, progress)

@@ -10,7 +10,7 @@ from .registry import Attribution, register
 
 @register("gradcampp", signed=False, needs_layer=True, description="Grad-CAM++ on a 3D convolution layer")
 def gradcampp(
-    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "auto", progress=None, **_
+    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "fp32", progress=None, **_
 ) -> Attribution:
     """ReLU of activations weighted by Grad-CAM++ coefficients, upsampled to the input grid."""
     return run_cam("gradcampp", model, x, target, layer, True, precision, progress)

@@ -205,11 +205,18 @@ def integrated_gradients(
 ) -> Attribution:
     """Attribution ``(x - baseline) * integral of gradients``, summed over channels.
 
-    ``rule`` defaults to ``adaptive`` (``gausslegendre`` for sliding-window models). ``batch_size`` fixes
+    ``rule`` defaults to ``adaptive`` on the CPU, ``completeness_corrected`` on a GPU (its nodes run as
+    one batched set; the adaptive rule's small rounds leave a GPU idle) and ``gausslegendre`` for
+    sliding-window models. ``batch_size`` fixes
     the number of path points per pass; by default it comes from the memory budget.
     """
     if rule is None:
-        rule = "gausslegendre" if isinstance(model, SlidingWindowModel) else DEFAULT_RULE
+        if isinstance(model, SlidingWindowModel):
+            rule = "gausslegendre"
+        elif x.device.type == "cuda":  # one batched set of nodes: the adaptive rounds starve a GPU
+            rule = "completeness_corrected"
+        else:
+            rule = DEFAULT_RULE
     if rule not in ALL_RULES:
         raise XAIError(f"unknown IG rule '{rule}'", f"use one of {', '.join(ALL_RULES)}")
     steps = int(steps)

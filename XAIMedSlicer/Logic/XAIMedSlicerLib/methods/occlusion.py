@@ -129,7 +129,7 @@ def occlusion(
     activate=None,
     subsample: int = 1,
     incremental: bool | str = "auto",
-    precision: str = "auto",
+    precision: str = "fp32",  # the map holds score differences, below bf16 resolution of the score
     budget: MemoryBudget | None = None,
     chunk: int | None = None,
     progress=None,

@@ -30,7 +30,7 @@ def _single(name: str, model, x: torch.Tensor, target, *, precision: str, budget
 
 @register("saliency", signed=False, description="absolute input gradient (one forward and backward pass)")
 def saliency(
-    model, x: torch.Tensor, target, *, precision: str = "auto", budget=None, progress=None, **_
+    model, x: torch.Tensor, target, *, precision: str = "fp32", budget=None, progress=None, **_
 ) -> Attribution:
     """``max_c |d target / d x_c|``."""
     return _single("saliency", model, x, target, precision=precision, budget=budget, progress=progress)
@@ -38,7 +38,7 @@ def saliency(
 
 @register("input_x_gradient", signed=True, description="input times gradient, summed over channels")
 def input_x_gradient(
-    model, x: torch.Tensor, target, *, precision: str = "auto", budget=None, progress=None, **_
+    model, x: torch.Tensor, target, *, precision: str = "fp32", budget=None, progress=None, **_
 ) -> Attribution:
     """``sum_c x_c * d target / d x_c``."""
     return _single(

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ig import ig_case, ig_curve, ig_table  # noqa: E402
-from bench_report import method_table  # noqa: E402
+from bench_report import fmt, method_table, reference_columns  # noqa: E402
 from bench_setup import (
     GRADCAM_LAYER,
     ScoreModel,
@@ -300,26 +300,13 @@ class ScoreTarget:
         return output[:, 0]
 
 
-def _fmt(v, spec=".2f") -> str:
-    return "" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
-
-
 def _line(r: dict) -> str:
     params = ",".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("seed", "stdev"))
-    ref = r.get("reference", "")
-    if r.get("reference_skipped"):
-        ref_part = f"{ref} | skipped: {r['reference_skipped']} | | |"
-    elif ref:
-        ref_part = (
-            f"{ref} | {_fmt(r.get('ref_cpu_seconds'), '.1f')} | x{_fmt(r.get('speedup_cpu'))} | "
-            f"{_fmt(r.get('correlation'), '.4f')} |"
-        )
-    else:
-        ref_part = " | | | |"
+    ref_part = reference_columns(r) + "|"
     return (
-        f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_fmt(r['cpu_seconds'], '.1f')} | "
-        f"{_fmt(r['seconds'], '.1f')} | {_fmt(r['peak_mb'], '.0f')} | {r['bound']}: {_fmt(r['bound_cpu_seconds'], '.1f')} | "
-        f"{_fmt(r['ratio_cpu'])} | {ref_part}"
+        f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {fmt(r['cpu_seconds'], '.1f')} | "
+        f"{fmt(r['seconds'], '.1f')} | {fmt(r['peak_mb'], '.0f')} | {r['bound']}: {fmt(r['bound_cpu_seconds'], '.1f')} | "
+        f"{fmt(r['ratio_cpu'])} | {ref_part}"
     )
 
 

@@ -27,8 +27,22 @@ def bound_cpu(row: dict, bounds: dict) -> float | None:
     return n * per_item
 
 
-def _f(v, spec: str = ".2f") -> str:
+def fmt(v, spec: str = ".2f") -> str:
+    """A table cell: empty for None, floats with ``spec``."""
     return "" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
+
+
+def reference_columns(r: dict) -> str:
+    """The reference, its CPU seconds, the speed-up and the correlation cells of a row (no final bar)."""
+    ref = r.get("reference", "")
+    if r.get("reference_skipped"):
+        return f"{ref} | skipped: {r['reference_skipped']} | | "
+    if ref:
+        return (
+            f"{ref} | {fmt(r.get('ref_cpu_seconds'), '.1f')} | x{fmt(r.get('speedup_cpu'))} | "
+            f"{fmt(r.get('correlation'), '.4f')} "
+        )
+    return " | | | "
 
 
 def method_table(result: dict) -> str:
@@ -48,19 +62,9 @@ def method_table(result: dict) -> str:
             continue
         b = bound_cpu(r, bounds[(r["net"], r["size"])])
         ratio = r["cpu_seconds"] / b if b else None
-        ref = r.get("reference", "")
-        if r.get("reference_skipped"):
-            ref_cols = f"{ref} | skipped: {r['reference_skipped']} | | "
-        elif ref:
-            ref_cols = (
-                f"{ref} | {_f(r.get('ref_cpu_seconds'), '.1f')} | x{_f(r.get('speedup_cpu'))} | "
-                f"{_f(r.get('correlation'), '.4f')} "
-            )
-        else:
-            ref_cols = " | | | "
         lines.append(
-            f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {_f(r['cpu_seconds'], '.1f')} | "
-            f"{_f(r['peak_mb'], '.0f')} | {r['bound']} | {_f(b, '.1f')} | {_f(ratio)} | {ref_cols}|"
+            f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {fmt(r['cpu_seconds'], '.1f')} | "
+            f"{fmt(r['peak_mb'], '.0f')} | {r['bound']} | {fmt(b, '.1f')} | {fmt(ratio)} | {reference_columns(r)}|"
         )
     return "\n".join(lines)
 

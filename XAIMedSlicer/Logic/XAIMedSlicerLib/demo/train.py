@@ -49,7 +49,6 @@ TRAIN_SEED_BASE = 1_000_000
 HELD_OUT_SEED_BASE = 2_000_000
 MAX_SHIFT = 2  # voxels
 AUX_POS_WEIGHT = 10.0  # lesion cells are rare
-LOGIT_SCALE = 1.0  # cross-entropy on scale x logits during training, folded into the weights afterwards
 CAM_WEIGHT = 1.0  # weight of the class-map localisation loss
 CAM_START = 0.5  # ... which starts half-way, once the classifier has found the lesions (else it learns 0)
 MAP_LAYER, MAP_CHANNELS = "features.denseblock1", 64  # where the training-only lesion-map head looks
@@ -109,6 +108,12 @@ def _flip_shift(x: torch.Tensor, flip: torch.Tensor, offsets: list) -> torch.Ten
     )
 
 
+def keep_output(network: torch.nn.Module, layer: str, owner) -> None:
+    """After each forward pass, ``owner.features`` holds the output of ``layer``."""
+    module = dict(network.named_modules())[layer]
+    module.register_forward_hook(lambda _m, _i, out: setattr(owner, "features", out))
+
+
 class LesionMapHead(torch.nn.Module):
     """Training-only head: a 1x1x1 convolution on ``layer`` predicting which cells hold a lesion.
 
@@ -119,8 +124,7 @@ class LesionMapHead(torch.nn.Module):
     def __init__(self, network: torch.nn.Module, layer: str, channels: int) -> None:
         super().__init__()
         self.features = None
-        module = dict(network.named_modules())[layer]
-        module.register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+        keep_output(network, layer, self)
         self.conv = torch.nn.Conv3d(channels, 1, kernel_size=1)
 
     def loss(self, masks: torch.Tensor) -> torch.Tensor:
@@ -143,8 +147,7 @@ class ClassMapLocalisation(torch.nn.Module):
     def __init__(self, network: torch.nn.Module, layer: str) -> None:
         super().__init__()
         self.features = None
-        module = dict(network.named_modules())[layer]
-        module.register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+        keep_output(network, layer, self)
         self.linears = [last_linear(network)]  # a list: the layer stays the network's, not a submodule
 
     def loss(self, masks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -163,16 +166,13 @@ def last_linear(network: torch.nn.Module) -> torch.nn.Linear:
 
 
 @torch.no_grad()
-def fold_logit_scale(network: torch.nn.Module, scale: float) -> None:
-    """Multiply the classifier by ``scale`` (trained on ``scale * logits``) and centre its two logits.
+def centre_logits(network: torch.nn.Module) -> None:
+    """Subtract the mean weight and bias of the two classes from the classifier.
 
-    Centring (subtracting the mean weight and bias of the two classes) leaves every probability
-    unchanged and makes the "lesion" logit alone carry the class activation map, so that Grad-CAM of
-    "lesion" shows the evidence for a lesion against no lesion.
+    Every probability is unchanged, and the "lesion" logit alone carries the class activation map, so
+    that Grad-CAM of "lesion" shows the evidence for a lesion against no lesion.
     """
     linear = last_linear(network)
-    linear.weight.mul_(scale)
-    linear.bias.mul_(scale)
     linear.weight.sub_(linear.weight.mean(dim=0, keepdim=True))
     linear.bias.sub_(linear.bias.mean())
 
@@ -187,7 +187,6 @@ def train(
     out_dir: Path = ASSETS,
     threads: int = 2,
     aux_weight: float = 1.0,
-    logit_scale: float = LOGIT_SCALE,
     cam_weight: float = CAM_WEIGHT,
 ) -> dict:
     """Train, evaluate on the held-aside cases, write weights and card into ``out_dir``; return the stats."""
@@ -215,7 +214,7 @@ def train(
         for s in range(0, cases, batch):
             idx = order[s : s + batch]
             xb, mb = augment(x[idx], gen, masks[idx])
-            logits = logit_scale * network(xb)
+            logits = network(xb)
             loss = F.cross_entropy(logits, y[idx])
             if aux_weight:
                 loss = loss + aux_weight * head.loss(mb)
@@ -232,7 +231,7 @@ def train(
             f"{time.perf_counter() - start:.0f} s",
             flush=True,
         )
-    fold_logit_scale(network, logit_scale)
+    centre_logits(network)
     seconds = time.perf_counter() - start
 
     hx, hy = make_inputs(HELD_OUT_SEED_BASE + np.arange(held_out), desc="held-aside cases")
@@ -255,7 +254,6 @@ def train(
             "lesion_map_bce": {"layer": MAP_LAYER, "weight": aux_weight},
             "class_map_off_lesion_share": {"layer": GRADCAM_LAYER, "weight": cam_weight},
         },
-        "logit_scale": logit_scale,
         "threads": threads,
         "cpu": _cpu_name(),
     }
@@ -301,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--aux-weight", type=float, default=1.0, help="auxiliary lesion-map loss weight (0: off)"
     )
-    parser.add_argument("--logit-scale", type=float, default=LOGIT_SCALE)
     parser.add_argument("--cam-weight", type=float, default=CAM_WEIGHT)
     parser.add_argument("--out", type=Path, default=ASSETS, help="folder for the weights and card")
     args = parser.parse_args(argv)
@@ -315,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         args.threads,
         args.aux_weight,
-        args.logit_scale,
         args.cam_weight,
     )
     print(

@@ -122,7 +122,10 @@ def run_chunks(
     results: list[T] = []
     start = 0
     while start < n_items:
-        stop = min(n_items, start + size)
+        left = n_items - start
+        # equal chunks of at most ``size``: no small last chunk (a batch of 1 costs about 1.3x per item
+        # on the CPU), e.g. 25 items by 4 run as 4,4,4,4,3,3,3 rather than 4,4,4,4,4,4,1
+        stop = start + -(-left // -(-left // size))
         try:
             budget.check(fixed_bytes + (stop - start) * per_item_bytes, device, simulated=not on_cpu_fallback)
             results.append(fn(start, stop, device))

@@ -52,6 +52,26 @@ def test_smoothgrad_equals_monai_with_the_same_seed(net_and_input):
     torch.testing.assert_close(ours.map, ref, rtol=1e-4, atol=1e-9)
 
 
+def test_smoothgrad_in_bf16_within_its_tolerance_tracks_monai_and_falls_back_outside_it(net_and_input):
+    from monai.visualize import SmoothGrad
+
+    net, x = net_and_input
+    torch.manual_seed(7)
+    ref = SmoothGrad(net, n_samples=6, verbose=False)(x.clone(), index=1)[0, 0]
+    fn = get_method("smoothgrad").fn
+    params = {"base": "gradient", "samples": 6, "aggregate": "rms", "seed": 7, "precision": "bf16"}
+    low = fn(net, x, ClassTarget(1), tolerance=1.0, **params)
+    assert low.info["precision"] == "bfloat16" and low.params["tolerance"] == 1.0
+    assert 0 < low.info["gradient_relative_error"] < 1.0  # measured and recorded
+    assert not torch.equal(low.map, ref)  # really ran in bf16
+    r = torch.corrcoef(torch.stack([low.map.flatten(), ref.flatten()]))[0, 1]
+    assert r >= 0.99
+    with pytest.warns(RuntimeWarning, match="using fp32"):
+        exact = fn(net, x, ClassTarget(1), tolerance=1e-9, **params)
+    assert exact.info["precision"] == "fp32"
+    torch.testing.assert_close(exact.map, ref, rtol=1e-4, atol=1e-9)
+
+
 @pytest.mark.parametrize(("aggregate", "nt_type"), [("mean", "smoothgrad"), ("mean_square", "smoothgrad_sq")])
 def test_smoothgrad_equals_captum_noise_tunnel(net_and_input, aggregate, nt_type):
     from captum.attr import NoiseTunnel, Saliency

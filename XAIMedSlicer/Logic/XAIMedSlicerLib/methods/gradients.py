@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .budget import ChunkReport, MemoryBudget, activation_bytes, model_on, run_chunks
-from .precision import autocast
+from .precision import autocast, fast_layout
 
 
 def point_gradients(
@@ -26,12 +26,12 @@ def point_gradients(
     Batch elements are independent (the model is in eval mode), so the gradient of the summed score
     is each element's own gradient. Gradients come back in fp32 whatever the autocast dtype.
     """
-    points = points.detach().requires_grad_(True)
+    points = fast_layout(points.detach(), dtype).requires_grad_(True)
     with torch.enable_grad():
         with autocast(points.device, dtype):
             scores = target(model(points)).float()
         (grad,) = torch.autograd.grad(scores.sum(), points)
-    return grad.float(), scores.detach()
+    return grad.float().contiguous(), scores.detach()
 
 
 _ESTIMATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

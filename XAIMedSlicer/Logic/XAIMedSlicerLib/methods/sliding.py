@@ -159,6 +159,7 @@ class SlidingWindowModel(nn.Module):
         baseline: torch.Tensor,
         *,
         precision: str = "auto",
+        tolerance: float = 1e-2,
         budget=None,
         progress=None,
     ) -> tuple[torch.Tensor, np.ndarray, dict]:
@@ -174,7 +175,9 @@ class SlidingWindowModel(nn.Module):
             for i, (sl, wtarget) in enumerate(windows):
                 xw = xp[(slice(None), slice(None), *sl)]
                 if i == 0:
-                    dtype, info = checked_dtype(self.model, xw, wtarget, precision, gradient=True)
+                    dtype, info = checked_dtype(
+                        self.model, xw, wtarget, precision, gradient=True, tolerance=tolerance
+                    )
                     per_point = gradient_bytes_per_point(self.model, xw, len(kernel.nodes(params)[0]), budget)
 
                 def add(_i: int, grad: torch.Tensor, sl=sl) -> None:

@@ -19,7 +19,9 @@ with fp32). For a class target each layer is recomputed only on the region a box
 :mod:`.occlusion_dense`); otherwise, where the network can be split (:mod:`.incremental`), only the
 part of the early layers that a box can change, and where the target reads only a region of the output
 (a segmentation region), the last local layers run only on the region's box (see
-:mod:`.incremental_tail`). All are checked against full passes before use; the output is the same as
+:mod:`.incremental_tail`). The per-layer runner is chosen automatically on the CPU only: on an H200 it
+was 4x slower than MONAI's batches of full passes at 96^3, so on a GPU ``"auto"`` runs batched full
+passes for class targets (``incremental=True`` still asks for the incremental runners). All are checked against full passes before use; the output is the same as
 with full forward passes (up to float rounding). ``incremental=False`` runs plain full passes.
 """
 
@@ -268,8 +270,13 @@ def _local_scores(
         s0 = float(score(out0).sum())
 
     inc = None
-    use = bool(incremental) if incremental != "auto" else len(boxes) >= AUTO_INCREMENTAL_BOXES
-    per_layer = use or (incremental == "auto" and len(boxes) >= AUTO_PER_LAYER_BOXES)
+    if incremental != "auto":
+        use = per_layer = bool(incremental)
+    elif device.type == "cuda" and out_box is None:  # a class target on a GPU: batched full passes
+        use = per_layer = False
+    else:
+        use = len(boxes) >= AUTO_INCREMENTAL_BOXES
+        per_layer = use or len(boxes) >= AUTO_PER_LAYER_BOXES
     if per_layer and out_box is None:  # a class target: each layer recomputed only where a box changes it
         kw = {"budget": budget, "chunk": chunk, "progress": progress, "report": report, "info": info}
         scores = dense_box_scores(model, x, boxes, occlude, score, dtype, 3 * per_item // 2, **kw)

@@ -69,10 +69,36 @@ def method_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def gpu_table(result: dict) -> str:
+    """A GPU run in wall milliseconds: the warm (second) call, the cold first call, bound and ratio."""
+    lines = [
+        "| net | size | method | params | warm ms | cold ms | peak MB | lower bound | bound ms | ratio | "
+        "reference | ref warm ms | ref cold ms | speed-up | correlation |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def ms(v) -> str:
+        return fmt(None if v is None else 1000.0 * v, ".0f")
+
+    for r in result["rows"]:
+        if "seconds" not in r:
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k not in ("seed", "stdev"))
+        lines.append(
+            f"| {r['net']} | {r['size']}^3 | {r['method']} | {params} | {ms(r['seconds'])} | "
+            f"{ms(r.get('cold_seconds'))} | {fmt(r['peak_mb'], '.0f')} | {r['bound']} | "
+            f"{ms(r['bound_seconds'])} | {fmt(r['ratio'])} | {r.get('reference', '')} | "
+            f"{ms(r.get('ref_seconds'))} | {ms(r.get('ref_cold_seconds'))} | "
+            f"{'x' + fmt(r['speedup']) if r.get('speedup') else ''} | {fmt(r.get('correlation'), '.4f')} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     result = json.loads(Path(args[0]).read_text())
-    print(method_table(result))
+    on_gpu = str(result.get("meta", {}).get("device", "cpu")).startswith("cuda")
+    print(gpu_table(result) if on_gpu else method_table(result))
     if result.get("ig_curve"):
         print()
         from bench_ig import ig_table

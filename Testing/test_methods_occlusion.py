@@ -10,7 +10,7 @@ from monai.inferers.utils import _get_scan_interval
 from test_methods_support import one_thread  # noqa: F401  (autouse fixture)
 from tinynets import small_densenet
 from XAIMedSlicerLib.methods import get_method
-from XAIMedSlicerLib.methods.occlusion import boxes_of, monai_axes
+from XAIMedSlicerLib.methods.occlusion_layout import boxes_of, monai_axes
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget
 
 

@@ -39,7 +39,7 @@ from bench_setup import (
 from XAIMedSlicerLib.methods import get_method  # noqa: E402
 from XAIMedSlicerLib.methods.activations import default_layer  # noqa: E402
 from XAIMedSlicerLib.methods.budget import PeakMemory  # noqa: E402
-from XAIMedSlicerLib.methods.occlusion import boxes_of, captum_axes, monai_axes  # noqa: E402
+from XAIMedSlicerLib.methods.occlusion_layout import boxes_of, captum_axes, monai_axes  # noqa: E402
 from XAIMedSlicerLib.methods.targets import ClassTarget, RegionTarget  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -72,10 +72,14 @@ def cold_call(fn, device: torch.device) -> float | None:
 
 def ours(name: str, model, x, target, **params):
     """Run one of our methods: ``(map, (wall, cpu) seconds, peak bytes, info)``; info has ``cold_seconds``."""
-    fn = get_method(name).fn
-    cold = cold_call(lambda: fn(model, x, target, **params), x.device)
+    method = get_method(name).fn
+
+    def call():
+        return method(model, x, target, **params)
+
+    cold = cold_call(call, x.device)
     with PeakMemory(x.device) as peak:
-        result, wall, cpu = timed(lambda: fn(model, x, target, **params), x.device)
+        result, wall, cpu = timed(call, x.device)
     return result.map, (wall, cpu), peak.peak_bytes, {**result.info, "cold_seconds": cold}
 
 
@@ -249,7 +253,7 @@ def bench_case(
     sg_monai = {"samples": N, "base": "gradient", "aggregate": "rms", "noise": 0.15, "seed": 0}
     row("smoothgrad", sg_monai, (N, "fb"), monai_sg_once)
     # bf16 passes (channels-last on the CPU), accepted up to a 0.5 relative gradient error at x:
-    # SmoothGrad's own sampling error is larger (two 25-sample seeds correlate about 0.83)
+    # SmoothGrad's own sampling error is larger (two 25-sample seeds correlate about 0.84)
     row("smoothgrad", {**sg_monai, "precision": "bf16", "tolerance": 0.5}, (N, "fb"), monai_sg_once)
     occ = {"window": cfg["window"], "stride": cfg["stride"]}
 
@@ -280,14 +284,9 @@ def bench_case(
 
     monai_name = f"MONAI OcclusionSensitivity (mask {cfg['window']}, overlap {cfg['monai_overlap']})"
     estimate = 1.2 * n_monai * unit_batched["f"][0]
+    case = {"net": kind, "size": size, "bounds": bounds, "n_occlusion_boxes": n_occ, "n_monai_boxes": n_monai}
     if "occlusion_monai" not in cfg["methods"]:
-        return {
-            "net": kind,
-            "size": size,
-            "bounds": bounds,
-            "n_occlusion_boxes": n_occ,
-            "n_monai_boxes": n_monai,
-        }
+        return case
     monai_ref = run_ref(monai_name, monai_occ, estimate, transform=lambda m: p0 - m)
     for sub in (1, 2):
         params = {
@@ -311,7 +310,7 @@ def bench_case(
             model_=scalar if activate else model,
             target_=ScoreTarget() if activate else target,
         )
-    return {"net": kind, "size": size, "bounds": bounds, "n_occlusion_boxes": n_occ, "n_monai_boxes": n_monai}
+    return case
 
 
 class ScoreTarget:

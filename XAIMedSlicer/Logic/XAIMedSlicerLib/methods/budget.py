@@ -12,6 +12,7 @@ testable on a CPU-only machine, and lets a user cap what a run may use.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -122,10 +123,10 @@ def run_chunks(
     results: list[T] = []
     start = 0
     while start < n_items:
-        left = n_items - start
         # equal chunks of at most ``size``: no small last chunk (a batch of 1 costs about 1.3x per item
         # on the CPU), e.g. 25 items by 4 run as 4,4,4,4,3,3,3 rather than 4,4,4,4,4,4,1
-        stop = start + -(-left // -(-left // size))
+        left = n_items - start
+        stop = start + math.ceil(left / math.ceil(left / size))
         try:
             budget.check(fixed_bytes + (stop - start) * per_item_bytes, device, simulated=not on_cpu_fallback)
             results.append(fn(start, stop, device))

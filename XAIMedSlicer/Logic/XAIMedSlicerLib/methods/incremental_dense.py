@@ -17,7 +17,7 @@ result equals a full forward pass up to float rounding; the caller checks it on 
 
 from __future__ import annotations
 
-import operator
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,13 +26,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .incremental import _Recorder, trace
-from .incremental_tail import _ELEMENTWISE_FUNCTIONS, _ELEMENTWISE_MODULES, TailRunner, _cat_dim
+from .incremental_tail import (
+    _CONV,
+    _ELEMENTWISE_FUNCTIONS,
+    _ELEMENTWISE_MODULES,
+    TailRunner,
+    _cat_dim,
+    _volume,
+)
 
 Box = tuple[tuple[int, int], ...]
-_CONV = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
+_CONV_FN = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
 _MAXPOOL = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}
 _AVGPOOL = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
-_BINARY = (operator.add, operator.mul, operator.sub, torch.add, torch.mul, torch.sub)
 
 
 @dataclass
@@ -68,7 +74,7 @@ def _rule(n: fx.Node, modules: dict, shapes: dict, nd: int) -> _Rule:
         return _Rule("other", spatial)
     size = shapes[n.name]
     m = modules.get(n.target) if n.op == "call_module" else None
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and len(n.args) == 1 and not n.kwargs:
+    if isinstance(m, _CONV) and len(n.args) == 1 and not n.kwargs:
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
             return _Rule("other", spatial)
         return _Rule("window", spatial, m.kernel_size, m.stride, m.padding, m.dilation, 0.0)
@@ -95,7 +101,7 @@ def _rule(n: fx.Node, modules: dict, shapes: dict, nd: int) -> _Rule:
         return _Rule("point", spatial)
     if n.op == "call_function" and n.target is torch.cat and _cat_dim(n) == 1:
         return _Rule("cat", spatial)
-    if n.op == "call_function" and (n.target in _ELEMENTWISE_FUNCTIONS or n.target in _BINARY):
+    if n.op == "call_function" and n.target in _ELEMENTWISE_FUNCTIONS:
         return _Rule("point", spatial)
     return _Rule("other", spatial)
 
@@ -118,13 +124,6 @@ def _union(boxes: list[Box]) -> Box:
     return tuple((min(b[d][0] for b in boxes), max(b[d][1] for b in boxes)) for d in range(len(boxes[0])))
 
 
-def _volume(box: Box) -> int:
-    v = 1
-    for a, b in box:
-        v *= b - a
-    return v
-
-
 class DenseIncremental:
     """Network outputs for inputs occluded in boxes, each layer recomputed only where it changes.
 
@@ -134,7 +133,7 @@ class DenseIncremental:
     def __init__(self, gm, rules, shapes, base, cost, full_at: float) -> None:
         self.gm, self.rules, self.shapes, self.base = gm, rules, shapes, base
         self.cost, self.full_at = cost, full_at
-        self.nodes = [n for n in gm.graph.nodes]
+        self.nodes = list(gm.graph.nodes)
         self.modules = dict(gm.named_modules())
         self.input = next(n.name for n in self.nodes if n.op == "placeholder")
 
@@ -195,7 +194,7 @@ class DenseIncremental:
                     per.append(_union(parts))
             vol = _volume(tuple((0, s) for s in size))
             sizes = [max(b[d][1] - b[d][0] for b in per) for d in range(len(size))]
-            out[n.name] = "full" if _prod(sizes) >= self.full_at * vol else per
+            out[n.name] = "full" if math.prod(sizes) >= self.full_at * vol else per
         return out
 
     def box_cost(self, regions: dict[str, object]) -> float:
@@ -204,7 +203,7 @@ class DenseIncremental:
         for name, region in regions.items():
             if name == self.input or region is None:
                 continue
-            frac = 1.0 if region == "full" else _volume(region[0]) / _prod(self.shapes[name])
+            frac = 1.0 if region == "full" else _volume(region[0]) / math.prod(self.shapes[name])
             cost += self.cost.get(name, 0.0) * frac
         return cost
 
@@ -344,7 +343,7 @@ class DenseIncremental:
                 return torch.mkldnn_convolution(
                     xin.contiguous(), w, b, pad, list(m.stride), list(m.dilation), m.groups
                 )
-            return _CONV[nd](xin, m.weight, m.bias, m.stride, pad, m.dilation, m.groups)
+            return _CONV_FN[nd](xin, m.weight, m.bias, m.stride, pad, m.dilation, m.groups)
         if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
             return _MAXPOOL[nd](xin, m.kernel_size, m.stride, 0, m.dilation)
         return _AVGPOOL[nd](xin, m.kernel_size, m.stride, 0)
@@ -353,11 +352,4 @@ class DenseIncremental:
 
 
 def _is_conv(m) -> bool:
-    return isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
-
-
-def _prod(sizes) -> int:
-    v = 1
-    for s in sizes:
-        v *= s
-    return v
+    return isinstance(m, _CONV)

@@ -12,6 +12,7 @@ against full passes before use.
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -32,7 +33,16 @@ _ELEMENTWISE_MODULES = (
     nn.Sigmoid,
     nn.Tanh,
 )
-_ELEMENTWISE_FUNCTIONS = (operator.add, operator.mul, operator.sub, torch.add, torch.mul, torch.relu, F.relu)
+_ELEMENTWISE_FUNCTIONS = (
+    operator.add,
+    operator.mul,
+    operator.sub,
+    torch.add,
+    torch.mul,
+    torch.sub,
+    torch.relu,
+    F.relu,
+)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -223,7 +233,5 @@ def _cat_dim(n: fx.Node) -> int | None:
 
 
 def _volume(box_or_shape) -> int:
-    v = 1
-    for item in box_or_shape:
-        v *= (item[1] - item[0]) if isinstance(item, tuple) else item
-    return v
+    """Voxels in a box ``((a, b), ...)`` or a shape ``(n, ...)``."""
+    return math.prod((item[1] - item[0]) if isinstance(item, tuple) else item for item in box_or_shape)

@@ -207,8 +207,8 @@ def integrated_gradients(
 
     ``rule`` defaults to ``adaptive`` on the CPU, ``completeness_corrected`` on a GPU (its nodes run as
     one batched set; the adaptive rule's small rounds leave a GPU idle) and ``gausslegendre`` for
-    sliding-window models. ``batch_size`` fixes
-    the number of path points per pass; by default it comes from the memory budget.
+    sliding-window models. ``batch_size`` fixes the number of path points per pass; by default it comes
+    from the memory budget.
     """
     if rule is None:
         if isinstance(model, SlidingWindowModel):

@@ -21,8 +21,9 @@ part of the early layers that a box can change, and where the target reads only 
 (a segmentation region), the last local layers run only on the region's box (see
 :mod:`.incremental_tail`). The per-layer runner is chosen automatically on the CPU only: on an H200 it
 was 4x slower than MONAI's batches of full passes at 96^3, so on a GPU ``"auto"`` runs batched full
-passes for class targets (``incremental=True`` still asks for the incremental runners). All are checked against full passes before use; the output is the same as
-with full forward passes (up to float rounding). ``incremental=False`` runs plain full passes.
+passes for class targets (``incremental=True`` still asks for the incremental runners). All are
+checked against full passes before use; the output is the same as with full forward passes (up to
+float rounding). ``incremental=False`` runs plain full passes.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from monai.visualize import OcclusionSensitivity
 
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
-from .incremental import IncrementalModel
+from .incremental import IncrementalModel, trace
 from .incremental_tail import TailRunner
-from .occlusion_dense import dense_box_scores
+from .occlusion_dense import dense_box_scores, scores_agree
 from .occlusion_layout import Box, boxes_of, captum_axes, interpolate_scores, kept_indices, monai_axes
 from .occlusion_sliding import sliding_box_scores
 from .precision import autocast, checked_dtype
@@ -327,13 +328,8 @@ def _tail_model(model, x, boxes, occlude, score, out_box) -> TailRunner | None:
         return None
     key = ("tail", tuple(x.shape), str(x.device), out_box)
     if key not in cache:
-        runner = None
-        if not isinstance(model, torch.jit.ScriptModule):
-            try:
-                gm = torch.fx.symbolic_trace(model)
-            except Exception:  # noqa: BLE001 - untraceable: full passes
-                gm = None
-            runner = _tail_runner(gm, (x,), out_box) if gm is not None else None
+        gm = trace(model)
+        runner = _tail_runner(gm, (x,), out_box) if gm is not None else None
         whole = tuple((0, n) for n in x.shape[2:])
         if runner is not None and not _verified(
             lambda xs, _crops, _boxes: runner(xs), model, x, boxes, occlude, score, lambda _b: whole
@@ -358,6 +354,6 @@ def _verified(outputs, model, x, boxes: list[Box], occlude, score, crop_for, rto
                 got = score(outputs(xs, [crop], [boxes[i]]))
             except Exception:  # noqa: BLE001 - a shape the fast path cannot handle: full passes
                 return False
-            if not torch.allclose(got, ref, rtol=rtol, atol=rtol * (1e-3 + float(ref.abs().max()))):
+            if not scores_agree(got, ref, rtol):
                 return False
     return True

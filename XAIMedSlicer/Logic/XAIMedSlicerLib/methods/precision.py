@@ -64,12 +64,10 @@ def _score_and_grad(model, x, target, dtype, device, gradient: bool):
     if not gradient:
         with torch.inference_mode(), autocast(device, dtype):
             return target(model(x)).float(), None
-    point = fast_layout(x.detach().clone(), dtype).requires_grad_(True)
-    with torch.enable_grad():
-        with autocast(device, dtype):
-            score = target(model(point)).float()
-        (grad,) = torch.autograd.grad(score.sum(), point)
-    return score.detach(), grad.float().contiguous()
+    from .gradients import point_gradients  # gradients imports this module
+
+    grad, score = point_gradients(model, x, target, dtype)
+    return score, grad
 
 
 def checked_dtype(

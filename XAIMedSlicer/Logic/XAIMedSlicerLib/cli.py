@@ -8,6 +8,7 @@ import sys
 import time
 
 from .errors import XAIError
+from .study_cli import add_parser as add_study_parser
 
 
 def _progress_bar(desc: str):
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list the attribution methods")
     methods.set_defaults(func=cmd_methods)
+    add_study_parser(sub)
     return parser
 
 

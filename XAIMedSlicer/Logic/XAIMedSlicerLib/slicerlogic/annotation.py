@@ -53,7 +53,7 @@ def region_mask(region, reference, ss=None) -> np.ndarray:
         from ..scene.masking import segments_mask
         from ..scene.segmentation import segment_ids
 
-        return segments_mask(ss, region, segment_ids(region.GetSegmentation()), reference)
+        return segments_mask(ss, region, segment_ids(region), reference)
     raise XAIError(
         f"cannot read a drawn region from {type(region).__name__}",
         "pass a label Volume or a vtkMRMLSegmentationNode",

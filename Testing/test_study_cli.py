@@ -233,3 +233,19 @@ def test_export_seg_same_voxels(tmp_path, shared_data, capsys):
         )
         == 2
     )
+
+
+def test_reader_prompts_and_bad_answer(study_files):
+    from XAIMedSlicerLib.errors import XAIError
+    from XAIMedSlicerLib.slicerlogic.reader_study import run_reader, summary_rows
+
+    _, db, _, _ = study_files
+    study = Study.open(db)
+    answers = iter(["5", "4", "x"])
+    shown: list[str] = []
+    with pytest.raises(XAIError, match="1 to 5"):
+        run_reader(study, "R9", ask=lambda prompt: next(answers), say=shown.append)
+    rows = summary_rows(study)
+    assert [(r["label"], r["trust"]) for r in rows] == [("A", 5), ("B", 4)]  # first case kept
+    assert rows[0]["position"] == 1 and not any("gradcam" in s for s in shown)
+    study.close()

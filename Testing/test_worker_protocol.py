@@ -90,6 +90,7 @@ def test_result_equals_in_process_explain_and_progress_keeps_coming(inputs, tmp_
     assert loaded.provenance["method"]["params"]["steps"] == 8
     assert sorted(p.name for p in outcome.out_dir.iterdir()) == [
         "attribution.nrrd",
+        "explanation.json",
         "provenance.json",
         "result.json",
     ]

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .anatomy.table import write_structures
 from .explanation import Explanation
+from .explanation_io import INDEX, save_explanation
 from .io.atomic import write_json
-from .io.volumes import write_volume
 
 
 def write_explanation(
@@ -17,13 +15,15 @@ def write_explanation(
 ) -> list[Path]:
     """Write every output of one explanation into ``folder`` and return the paths.
 
-    ``attribution.nrrd`` (float32, on the input grid), ``structures.csv``/``.json`` when labels
+    The core in the one layout (``explanation_io``: ``explanation.json``, ``attribution.nrrd`` float32
+    on the input grid, ``labels.nrrd``), ``structures.csv``/``.json`` when labels
     were given, the three ``overlay_*.png`` views, ``scene.mrb`` and ``provenance.json``.
     """
     folder = Path(folder)
-    attribution = explanation.attribution.with_array(explanation.attribution.array.astype(np.float32))
-    paths = [write_volume(attribution, folder / "attribution.nrrd")]
+    save_explanation(explanation, folder)
+    paths = [folder / INDEX, folder / "attribution.nrrd"]
     if explanation.labels is not None:
+        paths.append(folder / "labels.nrrd")
         paths += write_structures(explanation.structures, folder)
     if scene:
         from .scene import build_scene, render_views, save_mrb

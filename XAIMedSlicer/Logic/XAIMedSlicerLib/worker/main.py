@@ -125,9 +125,11 @@ def method_options(method: str) -> tuple[str | None, bool]:
 
 
 def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emitter) -> dict:
+    from dataclasses import replace
+
     from ..explain import explain
+    from ..explanation_io import save_explanation
     from ..io.atomic import write_json
-    from ..io.volumes import write_volume
 
     chunk_param, takes_budget = method_options(job.method)
     first_chunk = (
@@ -203,11 +205,9 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
             job, image, loaded, explanation, params, lambda f, m: report("validate", f, m)
         )
     report("write", 0.0, "writing the attribution")
-    write_volume(explanation.attribution, partial / "attribution.nrrd")
-    if explanation.labels is not None:
-        write_volume(explanation.labels, partial / "labels.nrrd")
     provenance = dict(explanation.provenance)
     provenance["attempts"] = failed
+    save_explanation(replace(explanation, provenance=provenance), partial, image_path=job.image)
     write_json(partial / "provenance.json", provenance)
     return {
         "mode": "explain",

@@ -15,9 +15,9 @@ def load_explanation(out_dir: str | os.PathLike, image: Volume | str | os.PathLi
     """The Explanation of an ``explain`` job from its output folder.
 
     ``image`` is the scan the job ran on (the Volume, or the NRRD the parent wrote for the worker);
-    the attribution must lie on exactly its grid.
+    the folder is in the one layout of ``explanation_io``, read by its loader.
     """
-    from ..io.volumes import read_volume
+    from ..explanation_io import load_explanation as load_folder
 
     out_dir = Path(out_dir)
     result_path = out_dir / "result.json"
@@ -28,24 +28,7 @@ def load_explanation(out_dir: str | os.PathLike, image: Volume | str | os.PathLi
         raise XAIError(
             f"{out_dir} holds a '{result.get('mode')}' result, not an explanation", "load it as labels"
         )
-    if not isinstance(image, Volume):
-        image = read_volume(image)
-    attribution = read_volume(out_dir / result["attribution"])
-    if not attribution.same_grid(image):
-        raise XAIError("the worker's attribution is not on the scan's grid", "report this as a bug")
-    labels = read_volume(out_dir / result["labels"]) if result.get("labels") else None
-    return Explanation(
-        image=image,
-        attribution=attribution,
-        signed=bool(result["signed"]),
-        method=result["method"],
-        prediction=result.get("prediction", {}),
-        target=result.get("target", {}),
-        labels=labels,
-        label_names={int(k): v for k, v in result.get("label_names", {}).items()},
-        structures=list(result.get("structures", [])),
-        provenance=dict(result.get("provenance", {})),
-    )
+    return load_folder(out_dir, image)
 
 
 def load_labels(out_dir: str | os.PathLike) -> tuple[Volume, dict[int, str]]:

@@ -12,6 +12,7 @@ from ..errors import XAIError
 from ..geometry.sitk_bridge import from_sitk, to_sitk
 from ..geometry.volume import Volume
 from .atomic import atomic_path
+from .radiograph import is_radiograph_path, read_radiograph
 
 WRITABLE_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 
@@ -21,6 +22,8 @@ def read_volume(path: str | os.PathLike, *, allow_nonfinite: bool = False) -> Vo
     path = Path(path)
     if not path.exists():
         raise XAIError(f"file not found: {path}", "check the path")
+    if is_radiograph_path(path):  # PNG/JPEG/DICOM CR-DX: a one-slice volume (io/radiograph.py)
+        return read_radiograph(path)[0]
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:

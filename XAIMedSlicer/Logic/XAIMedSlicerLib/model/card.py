@@ -33,6 +33,9 @@ class Preprocessing:
             )
         spacing = d.get("spacing")
         size = d.get("spatial_size") or d.get("roi_size")
+        # 2D cards give (x, y); the one-slice volume's k axis keeps its single slice
+        spacing = list(spacing) + [1.0] if spacing and len(spacing) == 2 else spacing
+        size = list(size) + [1] if size and len(size) == 2 else size
         return cls(
             orientation=d.get("orientation"),
             spacing=tuple(float(s) for s in spacing) if spacing else None,
@@ -63,6 +66,8 @@ class ModelCard:
     weights_key_prefix: str = ""
     sha256: str | None = None
     path: Path | None = None
+    spatial_dims: int = 3  # 2: a 2D network run on one-slice volumes (model/slice2d.py)
+    input_size: tuple[int, int] | None = None  # 2D networks: resize the slice to this inside the graph
 
     @classmethod
     def from_dict(cls, d: dict, base: Path | None = None) -> ModelCard:
@@ -94,6 +99,8 @@ class ModelCard:
             gradcam_layer=d.get("gradcam_layer"),
             weights_key_prefix=str(d.get("weights_key_prefix", "")),
             sha256=d.get("sha256"),
+            spatial_dims=_spatial_dims(d, network),
+            input_size=tuple(int(s) for s in d["input_size"]) if d.get("input_size") else None,
         )
 
     @classmethod
@@ -125,3 +132,13 @@ class ModelCard:
             f"unknown target class '{target}'",
             f"choose one of {', '.join(self.classes) or 'the class indices'}",
         )
+
+
+def _spatial_dims(d: dict, network: dict) -> int:
+    """2 or 3: the card's ``spatial_dims``, else the network's, else 2 for torchxrayvision classes."""
+    dims = d.get("spatial_dims") or (network.get("args") or {}).get("spatial_dims")
+    if dims is None:
+        dims = 2 if str(network.get("name", "")).startswith("xrv.") else 3
+    if int(dims) not in (2, 3):
+        raise XAIError(f"spatial_dims {dims} in the model card", "use 2 (radiographs) or 3")
+    return int(dims)

@@ -16,7 +16,9 @@ from .card import ModelCard, Preprocessing
 from .device import choose_device
 from .meshnet import meshnet_card
 from .networks import build_network
+from .slice2d import SliceAdapter
 from .weights import load_weights, sha256_of
+from .xrv import build_xrv, is_xrv
 
 
 @dataclass
@@ -62,10 +64,14 @@ def load_model(path: str | Path, device: str = "auto") -> LoadedModel:
             )
     elif path.suffix.lower() == ".json":
         card = ModelCard.read(path)
-        network = build_network(card.network, base=path.parent)
+        network = _build_card_network(card, path)
         if card.weights is None:
             raise XAIError(
                 f"model card {path.name} names no weights file", 'add "weights": "file.safetensors"'
+            )
+        if not card.weights.exists():
+            raise XAIError(
+                f"weights file not found: {card.weights}", "give the local weights file the card names"
             )
         digest = sha256_of(card.weights)
         if card.sha256 and card.sha256 != digest:
@@ -73,7 +79,11 @@ def load_model(path: str | Path, device: str = "auto") -> LoadedModel:
                 f"weights {card.weights.name} do not match the card's sha256",
                 "re-download the weights or update the card",
             )
-        load_weights(network, card.weights, card.weights_key_prefix)
+        if not isinstance(network, torch.jit.ScriptModule):
+            load_weights(network, card.weights, card.weights_key_prefix)
+        if card.spatial_dims == 2:
+            network = SliceAdapter(network, card.gradcam_layer, card.input_size)
+            card.gradcam_layer = SliceAdapter.TAP
         kind = "card"
     elif _is_torchscript(path):
         try:
@@ -102,6 +112,19 @@ def load_model(path: str | Path, device: str = "auto") -> LoadedModel:
     for param in network.parameters():
         param.requires_grad_(False)
     return LoadedModel(network, card, kind, path, digest, dev)
+
+
+def _build_card_network(card: ModelCard, path: Path) -> nn.Module:
+    """A card's network: MONAI/MeshNet by name, torchxrayvision (``xrv.*``) or a TorchScript file."""
+    if is_xrv(card.network):
+        return build_xrv(card.network)
+    if card.network.get("name") == "torchscript":
+        if card.weights is None or not card.weights.exists():
+            raise XAIError(
+                f"TorchScript file of card {path.name} not found: {card.weights}", "fix the card's weights"
+            )
+        return torch.jit.load(str(card.weights), map_location="cpu")
+    return build_network(card.network, base=path.parent)
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -156,29 +156,29 @@ def _read_dicom(path: Path):
             f"cannot read {path.name} as DICOM ({type(exc).__name__})", "give a DICOM file"
         ) from None
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001
-        raise XAIError(
-            f"cannot decode the pixels of {path.name} (transfer syntax {syntax}: {str(exc)[:100]})",
-            "install a decoder for it (pylibjpeg with pylibjpeg-libjpeg/-openjpeg, or gdcm)",
-        ) from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if arr.ndim != 2 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or int(ds.get("SamplesPerPixel", 1)) != 1:
         raise XAIError(
-            f"{path.name} is not a single-frame grey radiograph ({photometric}, shape {arr.shape})",
+            f"{path.name} is not a grey radiograph (photometric interpretation {photometric})",
             "give a single-frame MONOCHROME1/2 CR or DX image",
         )
-    arr = arr.astype(np.float64)
+    arr = _stored_pixels(ds, path, syntax)
+    if arr.ndim != 2:
+        raise XAIError(
+            f"{path.name} is not a single-frame radiograph (pixel array of shape {arr.shape})",
+            "give a single-frame CR or DX image",
+        )
     slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-    arr = arr * slope + intercept
+    arr = arr.astype(np.float64) * slope + intercept
     inverted = photometric == "MONOCHROME1"
     if inverted:  # reflect the stored range so that bright means dense, as in MONOCHROME2
-        if int(ds.get("PixelRepresentation", 0)):
-            low, high = float(arr.min()), float(arr.max())
-        else:
-            low, high = intercept, (2 ** int(ds.get("BitsStored", 16)) - 1) * slope + intercept
-        arr = (low + high) - arr
+        bits = int(ds.get("BitsStored", 16))
+        low, high = (
+            (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            if ds.get("PixelRepresentation", 0)
+            else (0, 2**bits - 1)
+        )
+        arr = (low + high) * slope + 2 * intercept - arr
     spacing, source = None, "default (1 mm, not measured)"
     for key in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(key)
@@ -193,6 +193,40 @@ def _read_dicom(path: Path):
         "dicom", source, photometric, inverted, orientation, syntax, str(ds.get("ViewPosition", "")) or None
     )
     return arr.astype(np.float32), info, spacing or (1.0, 1.0), source
+
+
+def _stored_pixels(ds, path: Path, syntax: str) -> np.ndarray:
+    """Stored pixel values: pydicom's decoders (pillow, pyjpegls, ...), else GDCM inside SimpleITK.
+
+    pydicom has no decoder of its own for JPEG Lossless (Process 14), common in CR/DX archives, without
+    pylibjpeg or gdcm; SimpleITK's bundled GDCM decodes it. ITK would also apply the rescale and turn
+    MONOCHROME1 into MONOCHROME2, so GDCM reads a temporary copy whose header says MONOCHROME2 with no
+    rescale: it returns the stored values, handled below exactly as pydicom's.
+    """
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as exc:  # noqa: BLE001 - no decoder for this transfer syntax: try GDCM
+        first = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+    import tempfile
+
+    import SimpleITK as sitk
+
+    plain = ds.copy()
+    plain.PhotometricInterpretation = "MONOCHROME2"
+    for key in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"):
+        if key in plain:
+            del plain[key]
+    with tempfile.TemporaryDirectory(prefix="xaimed_dcm_") as tmp:
+        copy = Path(tmp) / "frame.dcm"
+        try:
+            plain.save_as(copy, enforce_file_format=True)
+            arr = sitk.GetArrayFromImage(sitk.ReadImage(str(copy)))
+        except (RuntimeError, ValueError, OSError):
+            raise XAIError(
+                f"cannot decode the pixels of {path.name} (transfer syntax {syntax}: {first})",
+                "install a decoder for it (pylibjpeg with pylibjpeg-libjpeg/-openjpeg, or gdcm)",
+            ) from None
+    return arr[0] if arr.ndim == 3 and arr.shape[0] == 1 else arr
 
 
 def radiograph_info(path: str | os.PathLike) -> dict | None:

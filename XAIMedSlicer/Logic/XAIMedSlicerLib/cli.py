@@ -9,6 +9,7 @@ import time
 
 from .errors import XAIError
 from .study_cli import add_parser as add_study_parser
+from .web_cli import add_parser as add_view_parser
 
 
 def _progress_bar(desc: str):
@@ -31,34 +32,14 @@ def _progress_bar(desc: str):
     return bar, update
 
 
-INTERNAL_PARAMS = {"progress", "budget"}  # set by the pipeline, not by the user
-
-
 def method_params(method: str, items: list[str]) -> dict:
-    """``KEY=VALUE`` strings as parameters of ``method`` (values read as JSON where they parse)."""
-    import inspect
-    import json
-
+    """``KEY=VALUE`` strings as typed parameters of ``method``, checked against its declared schema."""
     from .methods import get_method
 
     if not items:
         return {}
-    signature = inspect.signature(get_method(method).fn).parameters
-    accepted = [n for n, p in signature.items() if p.kind is p.KEYWORD_ONLY and n not in INTERNAL_PARAMS]
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise XAIError(f"--param '{item}' is not KEY=VALUE", "write it like --param rule=gausslegendre")
-        if key not in accepted:
-            raise XAIError(
-                f"method '{method}' has no parameter '{key}'", f"use one of: {', '.join(accepted)}"
-            )
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+    spec = get_method(method)
+    return spec.params.parse(method, items)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -224,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the attribution methods")
     methods.set_defaults(func=cmd_methods)
     add_study_parser(sub)
+    add_view_parser(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from .geometry.volume import Volume
 from .io.volumes import read_volume
 from .methods import get_method
 from .methods.activations import default_layer
+from .methods.params import RUNTIME
 from .methods.targets import ClassTarget, RegionTarget, as_logits
 from .model.device import describe_device
 from .model.loader import LoadedModel, load_model
@@ -97,7 +98,10 @@ def explain(
     params = dict(method_params or {})
     if spec.needs_layer and not params.get("layer"):
         params["layer"] = card.gradcam_layer or default_layer(net)
-    params.setdefault("seed", seed)
+    if spec.accepts("seed"):
+        params.setdefault("seed", seed)
+    # a misspelt name, wrong type or out-of-range value is a one-line XAIError; defaults are filled in
+    declared = spec.validate({k: v for k, v in params.items() if k not in RUNTIME}).to_dict()
     report(0.15, f"attribution: {method}")
     with timer.stage("attribution"):
         attribution = spec.fn(net, x, tgt, progress=lambda f, m: report(0.15 + 0.7 * f, m), **params)
@@ -127,7 +131,7 @@ def explain(
         },
         "method": {
             "name": attribution.method,
-            "params": {**attribution.params, **_jsonable(params)},
+            "params": {**_jsonable(declared), **attribution.params, **_jsonable(params)},
             "info": attribution.info,
         },
         "target": tgt.describe(),

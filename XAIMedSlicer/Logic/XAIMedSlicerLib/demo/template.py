@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import XAIError
+from ..geometry.axes import xyz_to_kji
 from ..geometry.volume import Volume
 
 LABEL_NAMES: dict[int, str] = {1: "grey matter", 2: "white matter", 3: "csf"}
@@ -37,7 +38,7 @@ class Template:
 def _nifti_to_volume(img, dtype) -> Volume:
     """nibabel arrays are indexed [i, j, k]; Volume wants [k, j, i]."""
     data = np.asarray(img.get_fdata(dtype=np.float64))
-    return Volume.from_ras_affine(np.ascontiguousarray(data.transpose(2, 1, 0)).astype(dtype), img.affine)
+    return Volume.from_ras_affine(xyz_to_kji(data).astype(dtype), img.affine)
 
 
 @functools.lru_cache(maxsize=2)

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..geometry.axes import kji_to_xyz
 from ..io.atomic import atomic_path, write_json
 from .cases import make_case
 from .model import (
@@ -72,7 +73,7 @@ def make_inputs(seeds, lesion=None, desc: str = "cases", masks: bool = False):
         xs.append(prepared.tensor[0].to(torch.float16))
         ys.append(case.label)
         if masks:
-            mask = map_to_model_grid(case.lesion_mask, prepared.grid, "nearest").array.transpose(2, 1, 0)
+            mask = kji_to_xyz(map_to_model_grid(case.lesion_mask, prepared.grid, "nearest").array)
             ms.append(torch.from_numpy(np.ascontiguousarray(mask) > 0)[None])
     y = torch.tensor(ys, dtype=torch.long)
     return (torch.stack(xs), y, torch.stack(ms)) if masks else (torch.stack(xs), y)

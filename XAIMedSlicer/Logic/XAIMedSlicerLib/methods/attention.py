@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import XAIError
 from .budget import PeakMemory
 from .registry import Attribution, register
+from .targets import Target
 
 
 def first_output(output):
@@ -146,7 +147,9 @@ def _run(name: str, model, x: torch.Tensor, target, gradient: bool, progress) ->
 
 
 @register("attention_rollout", signed=False, description="attention rollout of a ViT / UNETR / SwinUNETR")
-def attention_rollout(model, x: torch.Tensor, target=None, *, progress=None, **_) -> Attribution:
+def attention_rollout(
+    model: nn.Module, x: torch.Tensor, target: Target | None = None, *, progress=None
+) -> Attribution:
     """Head-averaged attention multiplied through the layers (class independent)."""
     return _run("attention_rollout", model, x, target, False, progress)
 
@@ -156,6 +159,6 @@ def attention_rollout(model, x: torch.Tensor, target=None, *, progress=None, **_
     signed=False,
     description="gradient-weighted attention relevance of a ViT / UNETR / SwinUNETR (class specific)",
 )
-def attention_relevance(model, x: torch.Tensor, target, *, progress=None, **_) -> Attribution:
+def attention_relevance(model: nn.Module, x: torch.Tensor, target: Target, *, progress=None) -> Attribution:
     """Attention weighted by the target's gradient, accumulated through the layers."""
     return _run("attention_relevance", model, x, target, True, progress)

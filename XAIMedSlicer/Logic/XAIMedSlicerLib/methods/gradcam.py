@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .activations import default_layer, forward_with_activation
 from .budget import PeakMemory
 from .cam import cam_batch
-from .precision import checked_dtype
+from .params import MethodParams, param
+from .precision import PRECISIONS, checked_dtype
 from .registry import Attribution, register
+from .targets import Target
 
 
 def upsample_to(cam: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -54,9 +58,31 @@ def run_cam(
     return Attribution(cam.cpu(), signed=False, method=name, params={"layer": layer}, info=info)
 
 
-@register("gradcam", signed=False, needs_layer=True, description="Grad-CAM on a 3D convolution layer")
+@dataclass(frozen=True)
+class CamParams(MethodParams):
+    """Grad-CAM / Grad-CAM++ parameters."""
+
+    layer: str | None = param(
+        None, "convolution layer (module name); default: the model card's or the last 3D conv"
+    )
+    precision: str = param("fp32", "arithmetic precision", choices=PRECISIONS)
+
+
+@register(
+    "gradcam",
+    signed=False,
+    params=CamParams,
+    needs_layer=True,
+    description="Grad-CAM on a 3D convolution layer",
+)
 def gradcam(
-    model, x: torch.Tensor, target, *, layer: str | None = None, precision: str = "fp32", progress=None, **_
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    layer: str | None = None,
+    precision: str = "fp32",
+    progress=None,
 ) -> Attribution:
     """ReLU of the channel sum of activations weighted by their spatially averaged gradients."""
     return run_cam("gradcam", model, x, target, layer, False, precision, progress)

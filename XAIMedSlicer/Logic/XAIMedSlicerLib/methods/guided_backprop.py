@@ -15,6 +15,7 @@ from torch import nn
 from ..errors import XAIError
 from .gradient_method import run_kernel
 from .registry import Attribution, register
+from .targets import Target
 
 WARNING = (
     "guided backpropagation fails the model-randomisation sanity check (Adebayo et al. 2018): "
@@ -64,7 +65,7 @@ def guided_relus(model: nn.Module):
     description="guided backpropagation (fails sanity checks; see warning)",
     warning=WARNING,
 )
-def guided_backprop(model, x: torch.Tensor, target, *, progress=None, **_) -> Attribution:
+def guided_backprop(model: nn.Module, x: torch.Tensor, target: Target, *, progress=None) -> Attribution:
     """Input gradient with guided ReLUs, summed over channels."""
     with guided_relus(model) as count:
         if count == 0:

@@ -21,17 +21,22 @@ all rules are within about 10% of each other. Sliding-window models use ``gaussl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import XAIError
 from .budget import ChunkReport, PeakMemory
 from .gradient_method import make_baseline, run_kernel
 from .gradients import accumulate_gradients, gradient_bytes_per_point, point_gradients
 from .kernels import GradientKernel, register_kernel
-from .precision import checked_dtype
+from .params import MethodParams, param
+from .precision import PRECISIONS, checked_dtype
 from .registry import Attribution, register
 from .sliding import SlidingWindowModel
+from .targets import Target
 
 RULES = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
 TRAPEZOID_RULES = ("adaptive", "completeness_corrected")
@@ -184,15 +189,28 @@ def _end_scores(model, x, base, target, alphas: np.ndarray, scores: np.ndarray) 
     return ends[0], ends[1]
 
 
+@dataclass(frozen=True)
+class IGParams(MethodParams):
+    """Integrated Gradients parameters."""
+
+    steps: int = param(16, "path points (gradient evaluations) of the rule", minimum=1)
+    rule: str | None = param(None, "quadrature rule; default adaptive (CPU) / completeness_corrected (GPU)",
+                             choices=ALL_RULES)  # fmt: skip
+    baseline: float = param(0.0, "constant baseline image value")
+    batch_size: int | None = param(None, "path points per pass; default from the memory budget", minimum=1)
+    precision: str = param("auto", "arithmetic precision", choices=PRECISIONS)
+
+
 @register(
     "ig",
     signed=True,
+    params=IGParams,
     description="Integrated Gradients: complete adaptive trapezoid (default) or Gauss-Legendre, batched",
 )
 def integrated_gradients(
-    model,
+    model: nn.Module,
     x: torch.Tensor,
-    target,
+    target: Target,
     *,
     steps: int = 16,
     rule: str | None = None,
@@ -201,7 +219,6 @@ def integrated_gradients(
     precision: str = "auto",
     budget=None,
     progress=None,
-    **_,
 ) -> Attribution:
     """Attribution ``(x - baseline) * integral of gradients``, summed over channels.
 

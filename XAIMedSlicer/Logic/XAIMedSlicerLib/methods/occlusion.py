@@ -31,11 +31,13 @@ from __future__ import annotations
 import time
 import weakref
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from monai.data.utils import compute_importance_map
 from monai.visualize import OcclusionSensitivity
+from torch import nn
 
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory, activation_bytes, model_on, run_chunks
@@ -44,9 +46,11 @@ from .incremental_tail import TailRunner
 from .occlusion_dense import dense_box_scores, scores_agree
 from .occlusion_layout import Box, boxes_of, captum_axes, interpolate_scores, kept_indices, monai_axes
 from .occlusion_sliding import sliding_box_scores
-from .precision import autocast, checked_dtype
+from .params import MethodParams, param
+from .precision import PRECISIONS, autocast, checked_dtype
 from .registry import Attribution, register
 from .sliding import SlidingWindowModel
+from .targets import Target
 
 AUTO_INCREMENTAL_BOXES = 128  # below this, building and checking the split (about 8 passes) rarely pays
 AUTO_PER_LAYER_BOXES = 16  # per-layer incremental inference (class targets) costs about 4 passes to set up
@@ -69,15 +73,34 @@ def _tuple(v, n: int) -> tuple[int, ...]:
     return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * n
 
 
+@dataclass(frozen=True)
+class OcclusionParams(MethodParams):
+    """Occlusion sensitivity parameters."""
+
+    window: int | tuple = param(16, "box size in voxels (one number or one per axis)", minimum=1)
+    stride: int | tuple = param(8, "box step in voxels, captum style (one number or one per axis)", minimum=1)
+    baseline: float = param(0.0, "value inside the box, captum style")
+    style: str = param("captum", "box layout and fill", choices=("captum", "monai"))
+    overlap: float = param(0.6, "box overlap, monai style", minimum=0.0, maximum=0.99)
+    activate: str | bool | None = param(None, "output activation before the score",
+                                        choices=("none", "auto", "sigmoid", "softmax"))  # fmt: skip
+    subsample: int = param(1, "run every n-th box per axis and interpolate the rest", minimum=1)
+    incremental: bool | str = param("auto", "recompute only what a box changes", choices=("auto",))
+    precision: str = param("fp32", "arithmetic precision (the map holds small score differences)",
+                           choices=PRECISIONS)  # fmt: skip
+    chunk: int | None = param(None, "boxes per pass; default from the memory budget", minimum=1)
+
+
 @register(
     "occlusion",
     signed=True,
+    params=OcclusionParams,
     description="occlusion sensitivity, batched, recomputing only what a box changes",
 )
 def occlusion(
-    model,
+    model: nn.Module,
     x: torch.Tensor,
-    target,
+    target: Target,
     *,
     window=16,
     stride=8,
@@ -91,7 +114,6 @@ def occlusion(
     budget: MemoryBudget | None = None,
     chunk: int | None = None,
     progress=None,
-    **_,
 ) -> Attribution:
     """Mean score drop over the boxes covering each voxel."""
     start_time = time.perf_counter()

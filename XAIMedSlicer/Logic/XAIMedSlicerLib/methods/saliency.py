@@ -7,11 +7,17 @@ input times gradient.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from torch import nn
 
 from .gradient_method import run_kernel
 from .kernels import get_kernel, reduce_channels
+from .params import MethodParams, param
+from .precision import PRECISIONS
 from .registry import Attribution, register
+from .targets import Target
 
 
 def _single(name: str, model, x: torch.Tensor, target, *, precision: str, budget, progress) -> Attribution:
@@ -28,17 +34,34 @@ def _single(name: str, model, x: torch.Tensor, target, *, precision: str, budget
     )
 
 
-@register("saliency", signed=False, description="absolute input gradient (one forward and backward pass)")
+@dataclass(frozen=True)
+class GradientParams(MethodParams):
+    """Saliency / input x gradient parameters."""
+
+    precision: str = param("fp32", "arithmetic precision", choices=PRECISIONS)
+
+
+@register(
+    "saliency",
+    signed=False,
+    params=GradientParams,
+    description="absolute input gradient (one forward and backward pass)",
+)
 def saliency(
-    model, x: torch.Tensor, target, *, precision: str = "fp32", budget=None, progress=None, **_
+    model: nn.Module, x: torch.Tensor, target: Target, *, precision: str = "fp32", budget=None, progress=None
 ) -> Attribution:
     """``max_c |d target / d x_c|``."""
     return _single("saliency", model, x, target, precision=precision, budget=budget, progress=progress)
 
 
-@register("input_x_gradient", signed=True, description="input times gradient, summed over channels")
+@register(
+    "input_x_gradient",
+    signed=True,
+    params=GradientParams,
+    description="input times gradient, summed over channels",
+)
 def input_x_gradient(
-    model, x: torch.Tensor, target, *, precision: str = "fp32", budget=None, progress=None, **_
+    model: nn.Module, x: torch.Tensor, target: Target, *, precision: str = "fp32", budget=None, progress=None
 ) -> Attribution:
     """``sum_c x_c * d target / d x_c``."""
     return _single(

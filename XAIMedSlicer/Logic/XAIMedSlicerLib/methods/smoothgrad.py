@@ -23,17 +23,21 @@ error is recorded in the provenance.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..errors import XAIError
 from .budget import ChunkReport, MemoryBudget, PeakMemory
 from .gradient_method import make_baseline
 from .gradients import gradient_bytes_per_point
 from .kernels import attribute_inputs, get_kernel, reduce_channels
-from .precision import checked_dtype
+from .params import MethodParams, param
+from .precision import PRECISIONS, checked_dtype
 from .registry import Attribution, register
 from .sliding import SlidingWindowModel
+from .targets import Target
 
 AGGREGATES = ("mean", "mean_square", "rms")
 
@@ -79,15 +83,32 @@ class Aggregate:
         return self.total / self.samples
 
 
+@dataclass(frozen=True)
+class SmoothGradParams(MethodParams):
+    """SmoothGrad parameters."""
+
+    base: str = param("saliency", "gradient method averaged over the noisy copies")
+    samples: int = param(25, "noisy copies", minimum=1)
+    noise: float = param(0.15, "noise standard deviation as a fraction of the intensity range", minimum=0.0)
+    stdev: float | None = param(None, "absolute noise standard deviation (overrides noise)", minimum=0.0)
+    aggregate: str = param("mean", "how the samples are combined", choices=AGGREGATES)
+    seed: int = param(0, "noise seed")
+    base_params: dict | None = param(None, "parameters of the base method (e.g. layer, baseline)")
+    precision: str = param("auto", "arithmetic precision", choices=PRECISIONS)
+    tolerance: float = param(1e-2, "largest reduced-precision error accepted", minimum=0.0)
+    chunk: int | None = param(None, "noisy copies per pass; default from the memory budget", minimum=1)
+
+
 @register(
     "smoothgrad",
     signed=False,
+    params=SmoothGradParams,
     description="SmoothGrad over any gradient method (saliency by default), noise samples batched",
 )
 def smoothgrad(
-    model,
+    model: nn.Module,
     x: torch.Tensor,
-    target,
+    target: Target,
     *,
     base: str = "saliency",
     samples: int = 25,
@@ -101,7 +122,6 @@ def smoothgrad(
     budget: MemoryBudget | None = None,
     chunk: int | None = None,
     progress=None,
-    **_,
 ) -> Attribution:
     """Average of the base method over noisy copies of ``x``."""
     start = time.perf_counter()

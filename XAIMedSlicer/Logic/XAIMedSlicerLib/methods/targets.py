@@ -58,4 +58,4 @@ class RegionTarget:
         }
 
 
-Target = ClassTarget | RegionTarget
+Target = ClassTarget | RegionTarget  # what every attribution method's ``target`` is

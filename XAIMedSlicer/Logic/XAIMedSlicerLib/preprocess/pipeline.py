@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..geometry.axes import kji_to_xyz, xyz_to_kji
 from ..geometry.resample import resample_to
 from ..geometry.volume import Volume
 from ..model.card import Preprocessing
@@ -81,7 +82,7 @@ def prepare_input(
     from monai.data import MetaTensor
     from monai.transforms import SpatialCrop
 
-    data = np.ascontiguousarray(image.array.transpose(2, 1, 0)[None].astype(np.float32))
+    data = kji_to_xyz(image.array.astype(np.float32))[None]
     tensor = MetaTensor(
         torch.from_numpy(data), affine=torch.as_tensor(image.ijk_to_ras(), dtype=torch.float64)
     )
@@ -105,7 +106,7 @@ def prepare_input(
             raise XAIError("the region of interest lies outside the scan", "centre the ROI inside the image")
     affine = np.asarray(tensor.affine, dtype=float)
     arr = np.asarray(tensor.as_tensor()[0], dtype=np.float32)
-    grid = Volume.from_ras_affine(arr.transpose(2, 1, 0), affine)
+    grid = Volume.from_ras_affine(xyz_to_kji(arr), affine)
     x = tensor.as_tensor()[None].float().to(device)
     return ModelInput(x, grid, [type(t).__name__ for t in steps])
 
@@ -117,8 +118,5 @@ def map_to_model_grid(volume: Volume, grid: Volume, interpolation: str = "neares
 
 def to_input_grid(values_xyz: torch.Tensor | np.ndarray, grid: Volume, image: Volume) -> Volume:
     """A map on the network grid (indexed x, y, z) resampled onto the scan's grid (linear)."""
-    arr = (
-        values_xyz.detach().cpu().numpy() if isinstance(values_xyz, torch.Tensor) else np.asarray(values_xyz)
-    )
-    model_map = grid.with_array(np.ascontiguousarray(arr.transpose(2, 1, 0).astype(np.float32)))
+    model_map = grid.with_array(xyz_to_kji(values_xyz).astype(np.float32))
     return resample_to(model_map, image, "linear", default=0.0)

@@ -7,6 +7,7 @@ import torch
 from scipy import ndimage
 
 from ..errors import XAIError
+from ..geometry.axes import kji_to_xyz
 from ..geometry.volume import Volume
 from .pipeline import map_to_model_grid
 
@@ -28,7 +29,7 @@ def predicted_region(output: torch.Tensor, index: int) -> torch.Tensor:
 def mask_region(mask: Volume, grid: Volume) -> torch.Tensor:
     """A user mask (on any grid) as a boolean region on the network grid."""
     on_grid = map_to_model_grid(mask.with_array((mask.array > 0).astype(np.uint8)), grid, "nearest")
-    region = torch.from_numpy(np.ascontiguousarray(on_grid.array.transpose(2, 1, 0) > 0))
+    region = torch.from_numpy(kji_to_xyz(on_grid.array > 0))
     if not region.any():
         raise XAIError("the target mask does not overlap the network input", "draw the mask inside the scan")
     return region

@@ -19,6 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from ..anatomy.labels import read_label_names
 from ..errors import XAIError
+from ..geometry.axes import kji_to_xyz, volume_tensor
 from ..geometry.resample import resample_to
 from ..geometry.volume import Volume
 from ..io.volumes import read_volume
@@ -195,13 +196,9 @@ def make_cases(
 
 def to_input(volume: Volume):
     """The network input (1, 1, X, Y, Z) of a Volume ([k, j, i] -> i, j, k)."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(volume.array, np.float32).transpose(2, 1, 0)))[
-        None, None
-    ]
+    return volume_tensor(np.asarray(volume.array, np.float32))
 
 
 def to_xyz(volume: Volume) -> np.ndarray:
     """A Volume's array in the network's (X, Y, Z) = (i, j, k) order."""
-    return np.ascontiguousarray(np.asarray(volume.array).transpose(2, 1, 0))
+    return kji_to_xyz(volume.array)

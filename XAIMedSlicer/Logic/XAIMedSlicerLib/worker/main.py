@@ -115,13 +115,11 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
 
 def method_options(method: str) -> tuple[str | None, bool]:
     """The method's chunk-size parameter (or None) and whether it takes a ``budget`` (MemoryBudget)."""
-    import inspect
-
     from ..methods import get_method
 
-    accepted = inspect.signature(get_method(method).fn).parameters
-    chunk = next((name for name in ("chunk", "chunk_size", "batch_size") if name in accepted), None)
-    return chunk, "budget" in accepted
+    spec = get_method(method)  # the declared schema (methods/params.py) plus the runtime keywords
+    chunk = next((name for name in ("chunk", "chunk_size", "batch_size") if spec.accepts(name)), None)
+    return chunk, spec.accepts("budget")
 
 
 def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emitter) -> dict:

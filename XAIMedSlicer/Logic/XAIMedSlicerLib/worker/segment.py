@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import XAIError
+from ..geometry.axes import xyz_to_kji
 from ..geometry.resample import resample_to
 from ..geometry.volume import Volume
 
@@ -36,9 +37,7 @@ def predict_labels(
         )
     labels_xyz = output[0].argmax(0).to(torch.int32).cpu().numpy()
     report(0.8, "mapping labels back to the scan grid")
-    on_grid = model_input.grid.with_array(
-        np.ascontiguousarray(labels_xyz.transpose(2, 1, 0)).astype(np.float32)
-    )
+    on_grid = model_input.grid.with_array(xyz_to_kji(labels_xyz).astype(np.float32))
     labels = resample_to(on_grid, image, "nearest", default=0)
     labels = labels.with_array(np.rint(labels.array).astype(np.uint16))
     classes = loaded.card.classes or [str(i) for i in range(output.shape[1])]

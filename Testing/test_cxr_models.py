@@ -1,0 +1,195 @@
+"""2D networks on radiographs: torchxrayvision's real DenseNet from local weights (sha256-checked), MONAI 2D
+networks by card and TorchScript, all run through the slice adapter on one-slice volumes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from XAIMedSlicerLib.errors import XAIError
+from XAIMedSlicerLib.io.radiograph import read_radiograph
+from XAIMedSlicerLib.model.loader import load_model
+from XAIMedSlicerLib.model.slice2d import SliceAdapter
+from XAIMedSlicerLib.model.weights import sha256_of
+from XAIMedSlicerLib.model.xrv import build_xrv, import_xrv
+from XAIMedSlicerLib.preprocess import prepare_input
+
+torch.set_num_threads(1)
+XRV_ARGS = {"growth_rate": 8, "block_config": [2, 2], "num_init_features": 16, "num_classes": 3}
+WINDOW = {"type": "window", "min": 0, "max": 255, "b_min": -1024, "b_max": 1024}  # xrv's input range
+
+
+def _xrv_net(seed: int = 0):
+    torch.manual_seed(seed)
+    net = import_xrv().models.DenseNet(**XRV_ARGS)
+    with torch.no_grad():  # random but non-trivial batch-norm statistics, as trained weights have
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def _card(tmp_path, network: dict, weights_name: str, **extra) -> dict:
+    card = {
+        "format": "xaimed-model-card/1",
+        "name": "cxr-test",
+        "task": extra.pop("task", "classification"),
+        "classes": extra.pop("classes", ["a", "b", "c"]),
+        "network": network,
+        "weights": weights_name,
+        "sha256": sha256_of(tmp_path / weights_name),
+        "preprocessing": extra.pop("preprocessing", {"intensity": WINDOW}),
+        **extra,
+    }
+    return card
+
+
+def _write(tmp_path, card: dict, name: str = "card.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(card))
+    return path
+
+
+def _saved_xrv(tmp_path, fmt: str = "safetensors"):
+    net = _xrv_net()
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "xrv.safetensors"))
+        return net, "xrv.safetensors"
+    torch.save(net.state_dict(), tmp_path / "xrv.pt")
+    return net, "xrv.pt"
+
+
+def _rows_columns(model_input) -> torch.Tensor:
+    """The network input as the 2D network sees it: (1, C, rows, columns)."""
+    return model_input.tensor[..., 0].transpose(-1, -2)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt"])
+def test_xrv_densenet_from_local_weights_matches_direct(shared_data, tmp_path, fmt):
+    net, weights = _saved_xrv(tmp_path, fmt)
+    card = _card(tmp_path, {"name": "xrv.DenseNet", "args": XRV_ARGS}, weights)
+    loaded = load_model(_write(tmp_path, card), device="cpu")
+    assert isinstance(loaded.network, SliceAdapter) and type(loaded.network.net).__name__ == "DenseNet"
+    assert loaded.card.spatial_dims == 2 and loaded.card.gradcam_layer == SliceAdapter.TAP
+    assert loaded.network.layer == "features.denseblock2"
+    assert loaded.sha256 == card["sha256"]
+    image = read_radiograph(shared_data("cxr/00000001_000.png"))[0]
+    model_input = prepare_input(image, loaded.card.preprocessing)
+    x2 = _rows_columns(model_input)
+    # the 2D network sees the radiograph upright, in xrv's intensity range
+    np.testing.assert_allclose(x2[0, 0].numpy(), image.array[0] / 255.0 * 2048 - 1024, atol=1e-3)
+    with torch.no_grad():
+        got = loaded.network(model_input.tensor)
+        want = net(x2)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_xrv_without_torchvision_keeps_it_absent():
+    import_xrv()
+    if importlib.util.find_spec("torchvision") is None:
+        # the placeholders lived only for torchxrayvision's own import
+        assert "torchvision" not in sys.modules
+        from monai.utils import optional_import
+
+        assert optional_import("torchvision")[1] is False
+    with pytest.raises(XAIError) as err:  # ResNet needs torchvision (or downloadable weights)
+        build_xrv({"name": "xrv.ResNet", "args": {}})
+    assert "\n" not in str(err.value)
+
+
+def test_xrv_bad_weights_are_one_line_errors(tmp_path):
+    _, weights = _saved_xrv(tmp_path)
+    card = _card(tmp_path, {"name": "xrv.DenseNet", "args": XRV_ARGS}, weights)
+    cases = {
+        "weights file not found": {**card, "weights": "missing.safetensors"},
+        "do not match the card's sha256": {**card, "sha256": "0" * 64},
+        "not downloaded at run time": {
+            **card,
+            "network": {"name": "xrv.DenseNet", "args": {"weights": "densenet121-res224-all"}},
+        },
+        "unknown torchxrayvision network": {**card, "network": {"name": "xrv.NoSuchNet"}},
+        "do not fit the network": {**card, "network": {"name": "xrv.DenseNet", "args": {"num_classes": 3}}},
+    }
+    for message, broken in cases.items():
+        with pytest.raises(XAIError) as err:
+            load_model(_write(tmp_path, broken), device="cpu")
+        assert message in str(err.value) and "\n" not in str(err.value), message
+
+
+def test_monai_2d_classifier_by_card_with_input_size(shared_data, tmp_path):
+    from monai.networks.nets import DenseNet
+    from safetensors.torch import save_file
+
+    args = {"spatial_dims": 2, "in_channels": 1, "out_channels": 2, "init_features": 8}
+    args.update({"growth_rate": 4, "block_config": [2, 2]})
+    torch.manual_seed(1)
+    net = DenseNet(**args).eval()
+    save_file(net.state_dict(), str(tmp_path / "d.safetensors"))
+    pre = {"spacing": [2.0, 2.0], "intensity": {"type": "zscore"}}
+    card = _card(
+        tmp_path, {"name": "DenseNet", "args": args}, "d.safetensors", classes=["x", "y"], preprocessing=pre
+    )
+    card["input_size"] = [96, 80]
+    loaded = load_model(_write(tmp_path, card), device="cpu")
+    assert loaded.card.preprocessing.spacing == (2.0, 2.0, 1.0)
+    image = read_radiograph(shared_data("cxr/pa_normal_cc0.jpg"), pixel_spacing=0.5)[0]
+    model_input = prepare_input(image, loaded.card.preprocessing)
+    assert model_input.tensor.shape[-1] == 1 and model_input.grid.array.shape[0] == 1
+    np.testing.assert_allclose(model_input.grid.spacing, (2.0, 2.0, 1.0), atol=1e-6)
+    x2 = F.interpolate(_rows_columns(model_input), size=(96, 80), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            loaded.network(model_input.tensor).numpy(), net(x2).numpy(), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_monai_2d_segmenter_output_on_the_input_grid(tmp_path):
+    from monai.networks.nets import UNet
+    from safetensors.torch import save_file
+
+    args = {"spatial_dims": 2, "in_channels": 1, "out_channels": 3, "channels": [4, 8], "strides": [2]}
+    torch.manual_seed(2)
+    net = UNet(**args).eval()
+    save_file(net.state_dict(), str(tmp_path / "u.safetensors"))
+    card = _card(tmp_path, {"name": "UNet", "args": args}, "u.safetensors", task="segmentation")
+    loaded = load_model(_write(tmp_path, card), device="cpu")
+    x = torch.randn(1, 1, 24, 16, 1)  # X = 24 columns, Y = 16 rows
+    with torch.no_grad():
+        out = loaded.network(x)
+        want = net(x[..., 0].transpose(-1, -2)).transpose(-1, -2)[..., None]
+    assert out.shape == (1, 3, 24, 16, 1)
+    np.testing.assert_allclose(out.numpy(), want.numpy(), atol=1e-6)
+    with pytest.raises(XAIError) as err:
+        loaded.network(torch.randn(1, 1, 8, 8, 4))
+    assert "one-slice volume" in str(err.value)
+
+
+def test_torchscript_2d_by_card(tmp_path):
+    from XAIMedSlicerLib.methods import get_method
+    from XAIMedSlicerLib.methods.targets import ClassTarget
+
+    net = _xrv_net(seed=3)
+    torch.jit.script(net).save(str(tmp_path / "xrv.ts"))
+    card = _card(tmp_path, {"name": "torchscript"}, "xrv.ts", spatial_dims=2)
+    loaded = load_model(_write(tmp_path, card), device="cpu")
+    assert isinstance(loaded.network.net, torch.jit.ScriptModule)
+    eager = SliceAdapter(net).eval()
+    x = torch.randn(1, 1, 40, 48, 1) * 300
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.network(x).numpy(), eager(x).numpy(), rtol=1e-5, atol=1e-5)
+    saliency = get_method("saliency").fn
+    got = saliency(loaded.network, x, ClassTarget(1)).map
+    want = saliency(eager, x, ClassTarget(1)).map
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6 * float(want.abs().max()))
+    with pytest.raises(XAIError) as err:
+        get_method("gradcam").fn(loaded.network, x, ClassTarget(1), layer=SliceAdapter.TAP)
+    assert "TorchScript" in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,304 @@
+"""The web viewer: a trame-slicer app over a real MRML scene, driven by the module's ``ExplainSession``.
+
+The scan, the attribution overlay (``scene.apply_display``), the segment outlines and the structure
+table are the same MRML nodes and calls the Slicer module uses; Explain runs in the same worker process
+(``slicerlogic.jobs``), polled from the event loop, so the page stays responsive and Cancel works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..errors import XAIError
+from ..slicerlogic import ExplainRequest, ExplainSession
+from . import loading, panel
+from .job import WebJob
+from .scene_link import LAYOUT, slicer_scene, view_geometry
+
+log = logging.getLogger(__name__)
+GEOMETRY_POLL_S = 0.5
+PREDICTED = "predicted"
+
+
+class XAIViewer:
+    """One viewer: the trame server, the Slicer app and scene, the session and the page's state."""
+
+    def __init__(self, server=None, *, encoder: str = "png") -> None:
+        if not os.environ.get("DISPLAY"):  # offscreen OpenGL through EGL/Mesa, no X server
+            os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+        from trame.app import get_server
+        from trame_slicer import module as trame_slicer_module
+        from trame_slicer.core import LayoutManager, SlicerApp
+        from trame_slicer.rca_view import register_rca_factories
+
+        self.server = get_server(server, client_type="vue3")
+        self.server.enable_module(trame_slicer_module)
+        self.state, self.ctrl = self.server.state, self.server.controller
+        self.slicer_app = SlicerApp()
+        register_rca_factories(self.slicer_app.view_manager, self.server, rca_encoder=encoder)
+        self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
+        self.layout_manager.set_layout(LAYOUT)
+        self.ss = slicer_scene(self.slicer_app)
+        _make_global(self.ss)
+        self.session = ExplainSession(self.ss)
+        self.request = ExplainRequest()
+        self.scan_volume = None
+        self.bundle = None
+        self.job = WebJob(self.session, self._on_progress)
+        self._task: asyncio.Task | None = None
+        panel.initial_state(self.state)
+        panel.build_ui(self)
+        self.state.change(*panel.DISPLAY_KEYS)(self._on_display_change)
+        self.ctrl.on_server_ready.add(self._on_ready)
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def load(self, image=None, model=None, labels=None, label_names=None, result=None) -> None:
+        """Load the page's (or the given) scan, structures, model and result; errors go to the page."""
+        s = self.state
+        for key, value in (("scan_path", image), ("model_path", model), ("labels_path", labels)):
+            if value is not None:
+                s[key] = str(value)
+        if label_names is not None:
+            s.names_path = str(label_names)
+        if result is not None:
+            s.result_path = str(result)
+        with self._reported():
+            self._load_model()
+            self._load_scan()
+            if s.result_path:
+                self.show_bundle(
+                    loading.load_result(self.ss, s.result_path, self.request.inputVolume, self.scan_volume)
+                )
+                s.status = f"loaded {Path(s.result_path).name}"
+
+    def _load_scan(self) -> None:
+        s = self.state
+        node, volume, path = loading.load_scan(self.ss, s.scan_path)
+        old = self.request.inputVolume
+        self.request.inputVolume, self.scan_volume, self.bundle = node, volume, None
+        self.request.structures = loading.load_structures(self.session, s.labels_path, s.names_path, node)
+        if old is not None and old.GetScene() is not None:
+            self.ss.scene.RemoveNode(old)  # our own node of the previous scan, never a user's file
+        s.scan_loaded, s.rows, s.selected_row, s.status = True, [], -1, f"loaded {path.name}"
+        self._show_scan()
+
+    def _load_model(self) -> None:
+        s = self.state
+        if not s.model_path:
+            s.model_text, s.targets = "no model: Explain is off", [PREDICTED]
+            return
+        info = loading.model_info(s.model_path)
+        self.request.modelPath = Path(s.model_path)
+        s.model_text = f"{info['name']} ({info['kind']}, {info['task']})"
+        s.targets = [PREDICTED, *info["classes"]]
+        s.target = s.target if s.target in s.targets else PREDICTED
+
+    def _show_scan(self) -> None:
+        from ..scene import show_in_slice_views
+
+        show_in_slice_views(self.ss, self.request.inputVolume, None, 0.0, label=None)
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.fit_view_to_content()
+            view.set_visible_in_3d(True)
+        for view in self.slicer_app.view_manager.get_threed_views():
+            view.reset_view()
+        self._render()
+
+    # ---- results ------------------------------------------------------------------------------
+    def show_bundle(self, bundle) -> None:
+        """Show one result: overlay as the display controls say, its outlines, its table; views on its peak."""
+        from ..scene import center_slice_views, table_rows
+
+        for other in _segmentations(self.ss.scene):
+            if other is not bundle.segmentation_node and other.GetDisplayNode() is not None:
+                other.GetDisplayNode().SetVisibility(False)
+        self.bundle = bundle
+        rows = table_rows(bundle.table_node) if bundle.table_node is not None else bundle.structures
+        self.state.rows = panel.table_items(rows)
+        self.state.selected_row = -1
+        self.state.result_name = bundle.run_name
+        self.apply_display()
+        center_slice_views(self.ss, _peak_ras(bundle))
+        self._render()
+
+    def apply_display(self) -> None:
+        """The overlay controls (colour map, opacity, threshold, |map|, inside selected, legend, 3D)."""
+        if self.bundle is None:
+            return
+        s, p = self.state, self.request
+        p.colorMap, p.opacity, p.threshold = s.color_map, _number(s.opacity, 0, 1), _number(s.threshold, 0, 1)
+        p.absoluteValue, p.onlyInsideSelected = bool(s.absolute), bool(s.only_inside)
+        p.showLegend, p.volumeRendering = bool(s.legend), bool(s.render3d)
+        selected = (
+            self.session.segments_for_rows(self.bundle, [s.selected_row]) if s.selected_row >= 0 else []
+        )
+        shown = self.session.apply_display(self.bundle, p, selected)
+        self._show_outlines(bool(s.outlines))
+        _compact_legend(self.ss.color_logic.GetColorLegendDisplayNode(shown), self.bundle)
+        panel.legend_state(s, shown)
+        self._render()
+
+    def _show_outlines(self, visible: bool) -> None:
+        segmentation = self.bundle.segmentation_node if self.bundle is not None else self.request.structures
+        if segmentation is not None and segmentation.GetDisplayNode() is not None:
+            display = segmentation.GetDisplayNode()
+            display.SetVisibility(visible)
+            display.SetVisibility2DFill(False)
+        for tag in self.ss.slice_logics:
+            self.ss.composite_node(tag).SetLabelOpacity(1.0 if visible else 0.0)
+
+    def select_row(self, index) -> None:
+        """A structure-table row was clicked: every view goes to its peak, its segment is highlighted."""
+        if self.bundle is None:
+            return
+        with self._reported():
+            index = int(index)
+            self.state.selected_row = index
+            ras = self.session.go_to_structure(self.bundle, index)
+            self.state.status = f"centred on {self.state.rows[index]['name']} peak " + ", ".join(
+                f"{v:.1f}" for v in ras
+            )
+            if self.state.only_inside:
+                self.apply_display()
+            self._render()
+
+    # ---- explain ------------------------------------------------------------------------------
+    def explain(self) -> None:
+        """Start Explain off the event loop (the worker process does the work)."""
+        if self.job.running:
+            self.state.message = "an explanation is already running: wait for it or press Cancel"
+            return
+        self._task = asyncio.ensure_future(self._explain())
+
+    async def _explain(self) -> None:
+        s, p = self.state, self.request
+        with self.state:
+            s.running, s.progress, s.stage, s.message = True, 0, "starting the worker", ""
+        try:
+            with self._reported():
+                if p.inputVolume is None:
+                    raise XAIError("no scan loaded", "type the scan's path and press Load")
+                if not s.model_path:
+                    raise XAIError("no model loaded", "type the model's path and press Load")
+                p.method = s.method
+                p.targetClass = "" if s.target in (None, PREDICTED) else str(s.target)
+                node = await self.job.run(p)
+                if node is None:
+                    s.status, s.stage = "cancelled", "cancelled"
+                else:
+                    self.show_bundle(self.session.bundle_for_node(node))
+                    s.status, s.stage, s.progress = f"explained: {s.result_name}", "done", 100
+        finally:
+            with self.state:
+                s.running = False
+
+    def cancel(self) -> None:
+        """Stop the running explanation (the worker is killed within its grace period)."""
+        if self.job.running:
+            self.state.stage = "cancelling"
+            asyncio.ensure_future(self.job.cancel())
+
+    def _on_progress(self, percent: int, message: str) -> None:
+        with self.state:
+            self.state.progress, self.state.stage = percent, message
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    def _on_display_change(self, **_kwargs) -> None:
+        with self._reported():
+            self.apply_display()
+            if self.bundle is None:
+                self._show_outlines(bool(self.state.outlines))
+
+    def _reported(self):
+        return _Reported(self.state)
+
+    def _render(self) -> None:
+        for view in self.slicer_app.view_manager.get_views():
+            view.schedule_render()
+
+    def _on_ready(self, **_kwargs) -> None:
+        asyncio.ensure_future(self._watch_geometry())
+
+    async def _watch_geometry(self) -> None:
+        """Keep the page's copy of the slice views' geometry current (used by pixel tests and the page)."""
+        last = None
+        while True:
+            text = json.dumps(view_geometry(self.ss), sort_keys=True)
+            if text != last:
+                with self.state:
+                    self.state.views = text
+                last = text
+            await asyncio.sleep(GEOMETRY_POLL_S)
+
+    def start(self, port: int = 0, *, open_browser: bool = True, host: str = "localhost") -> None:
+        """Serve the page (blocking)."""
+        self.server.start(port=port, host=host, open_browser=open_browser, show_connection_info=True)
+
+
+class _Reported:
+    """Context manager: an XAIError (or anything else) becomes the page's one-line message."""
+
+    def __init__(self, state) -> None:
+        self.state = state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, _tb) -> bool:
+        if error is None or not isinstance(error, Exception):
+            return False
+        with self.state:
+            if isinstance(error, XAIError):
+                self.state.message = str(error)
+            else:
+                log.exception("XAIMedSlicer web viewer")
+                self.state.message = f"internal error: {type(error).__name__}: {error}"
+        return True
+
+
+def _compact_legend(legend, bundle) -> None:
+    """A slim colour bar at the right edge of each view, titled with the method."""
+    if legend is None:
+        return
+    legend.SetTitleText(str(bundle.run_name.split(" ")[1] if " " in bundle.run_name else bundle.run_name))
+    legend.SetSize(0.08, 0.4)
+    legend.GetTitleTextProperty().SetFontSize(14)
+    legend.GetLabelTextProperty().SetFontSize(11)
+
+
+def _number(value, lo: float, hi: float) -> float:
+    try:
+        return min(max(float(value), lo), hi)
+    except (TypeError, ValueError):
+        raise XAIError(f"'{value}' is not a number", f"give a number between {lo} and {hi}") from None
+
+
+def _segmentations(scene) -> list:
+    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
+
+
+def _peak_ras(bundle):
+    import numpy as np
+
+    from ..scene import volume_from_node
+
+    volume = volume_from_node(bundle.attribution_node, world=False)
+    k, j, i = np.unravel_index(int(np.argmax(volume.array)), volume.array.shape)
+    return volume.index_to_ras((i, j, k))
+
+
+def _make_global(ss) -> None:
+    """``slicer.mrmlScene`` / ``slicer.modules`` point at the viewer's scene (``slicer.util`` helpers)."""
+    import slicer
+
+    from ..scene.app import HeadlessModules
+
+    slicer.mrmlScene = ss.scene
+    if getattr(slicer, "app", None) is None:
+        slicer.modules = HeadlessModules(ss)

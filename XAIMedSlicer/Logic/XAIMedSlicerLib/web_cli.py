@@ -1,0 +1,50 @@
+"""``xaimed view``: the web viewer (trame-slicer) on a scan, a model and optional structures or result."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_view_arguments(parser: argparse.ArgumentParser, *, inputs: bool = True) -> None:
+    """The server options (and, with ``inputs``, the files) of ``xaimed view``."""
+    if inputs:
+        parser.add_argument("--image", help="scan: NIfTI, NRRD or DICOM series folder")
+        parser.add_argument("--model", help="model card (.json), MONAI bundle, TorchScript file or MeshNet")
+        parser.add_argument("--labels", help="label map of anatomical structures")
+        parser.add_argument("--label-names", help="JSON or colour table naming the labels")
+        parser.add_argument("--result", help="an explanation folder (xaimed explain --out) to show first")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    parser.add_argument("--host", default="localhost", help="address to listen on")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--encoder", default="png", help="view image encoding: png (exact) or turbo-jpeg")
+
+
+def serve(
+    args: argparse.Namespace, *, image=None, model=None, labels=None, label_names=None, result=None
+) -> int:
+    """Build the viewer, load the inputs (errors show in the page) and serve until stopped."""
+    from .web import XAIViewer
+
+    viewer = XAIViewer(encoder=args.encoder)
+    viewer.load(image=image, model=model, labels=labels, label_names=label_names, result=result)
+    print(f"xaimed view: serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
+    viewer.start(port=args.port, open_browser=not args.no_browser, host=args.host)
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    return serve(
+        args,
+        image=args.image or "",
+        model=args.model or "",
+        labels=args.labels or "",
+        label_names=args.label_names or "",
+        result=args.result or "",
+    )
+
+
+def add_parser(sub) -> None:
+    """Register ``xaimed view``."""
+    view = sub.add_parser("view", help="web viewer: slice and 3D views, Explain, overlay, structure table")
+    add_view_arguments(view)
+    view.set_defaults(func=cmd_view)

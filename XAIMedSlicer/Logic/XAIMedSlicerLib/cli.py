@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from .cohort_cli import add_parser as add_cohort_parser
 from .errors import XAIError
 from .study_cli import add_parser as add_study_parser
 from .web_cli import add_parser as add_view_parser
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the attribution methods")
     methods.set_defaults(func=cmd_methods)
     add_study_parser(sub)
+    add_cohort_parser(sub)
     add_view_parser(sub)
     return parser
 

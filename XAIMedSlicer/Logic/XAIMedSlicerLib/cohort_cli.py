@@ -1,0 +1,125 @@
+"""``xaimed cohort cases.csv --methods … --out …``: explain a cohort on Dask, resumable, with a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import XAIError
+
+SHOWN = ("predicted_class", "target_probability", "seconds", "pointing_game", "deletion_auc")
+
+
+def method_params(methods: list[str], items: list[str]) -> dict[str, dict]:
+    """``METHOD.KEY=VALUE`` (one method) or ``KEY=VALUE`` (every method) as typed parameters per method."""
+    from .cli import method_params as parse
+
+    per_method: dict[str, list[str]] = {m: [] for m in methods}
+    for item in items:
+        name, sep, _value = item.partition("=")
+        method, dot, key = name.partition(".")
+        if not sep:
+            raise XAIError(f"bad --param {item}", "use KEY=VALUE or METHOD.KEY=VALUE")
+        if dot:
+            if method not in per_method:
+                raise XAIError(f"--param {item} names a method not in --methods", "add it to --methods")
+            per_method[method].append(item[len(method) + 1 :])
+        else:
+            for values in per_method.values():
+                values.append(item)
+    return {m: parse(m, values) for m, values in per_method.items() if values}
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=100,
+        desc="xaimed cohort",
+        unit="%",
+        disable=not sys.stderr.isatty() and os.environ.get("XAIMED_PROGRESS") != "1",
+    )
+
+    def update(fraction: float, message: str) -> None:
+        bar.set_postfix_str(message[:40])
+        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
+        bar.refresh()
+
+    return bar, update
+
+
+def _cell(value) -> str:
+    if value is None or value == "":
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from .cohort.runner import run_cohort
+
+    params = method_params(args.methods, args.param or [])
+    metrics = [] if args.metrics == ["none"] else args.metrics
+    bar, update = _progress_bar()
+    with bar:
+        run = run_cohort(
+            args.cases,
+            args.methods,
+            args.out,
+            params=params,
+            metrics=metrics,
+            seed=args.seed,
+            study=args.study,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            threads=args.threads,
+            retries=args.retries,
+            device=args.device,
+            progress=update,
+        )
+    print("| case | method | status | " + " | ".join(SHOWN) + " |")
+    print("|---" * (3 + len(SHOWN)) + "|")
+    for row in run.rows:
+        cells = [row["case_id"], row["method"], row["status"], *(_cell(row.get(k)) for k in SHOWN)]
+        print("| " + " | ".join(cells) + " |")
+    for row in run.rows:
+        if row["status"] == "error":
+            print(f"{row['case_id']} / {row['method']}: {row['error']}")
+    print(
+        f"{run.computed} computed, {run.skipped} already finished, {run.errors} errors "
+        f"in {run.seconds:.1f} s; wrote {run.files['csv']}, {run.files['parquet']}, {run.files['study']}"
+    )
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Add ``xaimed cohort`` to the ``xaimed`` subcommands."""
+    from .cohort.task import METRICS
+
+    p = sub.add_parser("cohort", help="explain every case of a cases.csv with several methods on Dask")
+    p.add_argument(
+        "cases", help="cases.csv: columns image, model (+ case_id, target, labels, label_names, mask)"
+    )
+    p.add_argument("--methods", nargs="+", required=True, help="attribution methods (see `xaimed methods`)")
+    p.add_argument("--out", required=True, help="cohort folder (a rerun resumes and skips finished maps)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="[METHOD.]KEY=VALUE",
+        help="a method parameter, repeatable (without METHOD. it applies to every method)",
+    )
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker and torch threads (default 1)")
+    p.add_argument("--retries", type=int, default=2, help="reruns of a task whose worker died (default 2)")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=list(METRICS),
+        choices=[*METRICS, "none"],
+        help="validation metrics per map (localisation needs a mask column)",
+    )
+    p.add_argument("--study", help="study database for the results (default OUT/study.sqlite)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (on the workers)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_cohort)

@@ -17,7 +17,8 @@ def write_explanation(
 
     The core in the one layout (``explanation_io``: ``explanation.json``, ``attribution.nrrd`` float32
     on the input grid, ``labels.nrrd``), ``structures.csv``/``.json`` when labels
-    were given, the three ``overlay_*.png`` views, ``scene.mrb`` and ``provenance.json``.
+    were given, the three ``overlay_*.png`` views, the annotated ``figure_*.png``, ``scene.mrb`` and
+    ``provenance.json``.
     """
     folder = Path(folder)
     save_explanation(explanation, folder)
@@ -30,6 +31,9 @@ def write_explanation(
 
         bundle = build_scene(explanation)
         paths += list(render_views(bundle, folder, opacity=opacity).values())
+        from .scene.figure import render_figures
+
+        paths += [f.path for f in render_figures(bundle, explanation, folder, opacity=opacity).values()]
         paths.append(save_mrb(bundle.ss, folder / "scene.mrb"))
     record = {
         **explanation.provenance,

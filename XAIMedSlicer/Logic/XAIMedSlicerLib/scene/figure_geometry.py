@@ -48,8 +48,13 @@ def view_letters(slice_node) -> dict[str, str]:
     }
 
 
-def body_mask(image: Volume, labels: Volume | None = None) -> np.ndarray:
-    """Voxels of the body/brain [k, j, i]: above Otsu's threshold of the scan, or inside the labels."""
+def body_mask(image: Volume, labels: Volume | None = None, min_part: float = 0.05) -> np.ndarray:
+    """Voxels of the body/brain [k, j, i]: above Otsu's threshold of the scan, or inside the labels.
+
+    Connected parts holding less than ``min_part`` of the mask (noise specks, small bright artefacts in
+    the air) are dropped so they do not stretch the figure's frame.
+    """
+    from scipy import ndimage
     from skimage.filters import threshold_otsu
 
     values = np.asarray(image.array, dtype=np.float32)
@@ -58,6 +63,11 @@ def body_mask(image: Volume, labels: Volume | None = None) -> np.ndarray:
     if finite.size and float(finite.max()) > float(finite.min()):
         sample = finite[:: max(1, finite.size // 200_000)]
         mask = values > threshold_otsu(sample)
+        parts, count = ndimage.label(mask)
+        if count > 1:
+            sizes = np.bincount(parts.ravel())[1:]
+            keep = np.flatnonzero(sizes >= min_part * sizes.sum()) + 1
+            mask = np.isin(parts, keep)
     if labels is not None:
         mask |= np.asarray(labels.array) > 0
     if not mask.any():
@@ -65,9 +75,8 @@ def body_mask(image: Volume, labels: Volume | None = None) -> np.ndarray:
     return mask
 
 
-def body_corners_ras(image: Volume, labels: Volume | None = None, margin: float = 0.04) -> np.ndarray:
-    """(8, 3) RAS corners of the body's bounding box in voxel space, grown by ``margin`` of its size."""
-    mask = body_mask(image, labels)
+def body_corners_ras(image: Volume, mask: np.ndarray, margin: float = 0.04) -> np.ndarray:
+    """(8, 3) RAS corners of the bounding box of ``mask`` (voxel space), grown by ``margin`` of its size."""
     lo, hi = [], []
     for axis in range(3):  # array axes k, j, i
         other = tuple(a for a in range(3) if a != axis)
@@ -80,13 +89,30 @@ def body_corners_ras(image: Volume, labels: Volume | None = None, margin: float 
     return np.array([image.index_to_ras(c) for c in corners])
 
 
-def frame_on_box(slice_node, orientation: str, corners: np.ndarray, through: np.ndarray, size: int) -> None:
-    """Orient the view, pass its plane through ``through`` and fit the box ``corners`` into the frame.
+def is_oblique(image: Volume, tol: float = 1e-3) -> bool:
+    """True when the grid's axes are not all along patient axes (a tilted acquisition)."""
+    direction = np.abs(np.asarray(image.direction, dtype=float))
+    return bool(np.any((direction > tol) & (direction < 1.0 - tol)))
+
+
+def orient_view(slice_node, orientation: str, volume_node=None) -> None:
+    """Set a view's standard orientation; with ``volume_node``, rotate it onto that volume's own planes.
+
+    Slicer keeps the view's sense (axial: patient right on the screen's left, anterior up) and picks the
+    volume axes nearest to it, so a flipped grid shows the same way and an oblique one is shown in its
+    acquisition planes (letters such as "RA" then say so).
+    """
+    slice_node.SetOrientation(orientation)
+    if volume_node is not None:
+        slice_node.RotateToVolumePlane(volume_node)
+
+
+def frame_on_box(slice_node, corners: np.ndarray, through: np.ndarray, size: int) -> None:
+    """Pass the (already oriented) view's plane through ``through`` and fit the box ``corners`` in it.
 
     The view's centre is the box centre moved along the normal into the plane; the longer side of the
     image is ``size`` pixels, pixels are square.
     """
-    slice_node.SetOrientation(orientation)
     rotation = slice_rotation(slice_node)
     normal = rotation[:, 2]
     box_center = corners.mean(axis=0)

@@ -43,4 +43,7 @@ def write_explanation(
     }
     write_json(folder / "provenance.json", record)
     paths.append(folder / "provenance.json")
+    from .reasoning import write_reasoning  # rules.json, explanation.txt, facts.json
+
+    paths += write_reasoning(explanation, folder)
     return paths

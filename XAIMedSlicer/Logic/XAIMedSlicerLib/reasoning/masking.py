@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import XAIError
 from ..explanation import Explanation
 
 
@@ -36,6 +37,13 @@ def anatomy_masking(explanation: Explanation, model=None) -> dict:
         return {"status": "not applicable", "reason": "not a classifier"}
     if explanation.labels is None or not np.any(np.asarray(explanation.labels.array)):
         return {"status": "not checked", "reason": "no anatomical label map"}
+    try:
+        return _run(explanation, model)
+    except (XAIError, RuntimeError, ValueError) as exc:  # an optional check: say why, do not stop the export
+        return {"status": "not checked", "reason": "could not run: " + " ".join(str(exc).split())}
+
+
+def _run(explanation: Explanation, model) -> dict:
     if model is None:
         path = (explanation.provenance.get("model") or {}).get("path")
         if not path or not Path(path).exists():

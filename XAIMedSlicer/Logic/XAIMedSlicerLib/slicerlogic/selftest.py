@@ -71,16 +71,19 @@ def check_explain(session, p) -> dict:
         "role": node.GetAttribute("XAIMed.role"),
         "method": node.GetAttribute("XAIMed.method"),
         "difference_to_direct": float(np.abs(result.array - direct.attribution.array).max()),
+        "node": node,
     }
 
 
-def check_display(session, p, labels: np.ndarray) -> dict:
-    """Two runs (Grad-CAM, then IG with structures): earlier results kept, threshold, |map|, navigation."""
+def check_display(session, p, labels: np.ndarray, first=None) -> dict:
+    """Two runs (Grad-CAM, or its result ``first``, then IG with structures): earlier results kept,
+    threshold, |map|, navigation."""
     from ..scene.segmentation import add_segmentation
     from ..scene.threshold import level_ranges, window_bounds
     from ..scene.volumes import volume_from_node
 
-    outcome, first = session.process(p, timeout=600)
+    if first is None:
+        outcome, first = session.process(p, timeout=600)
     first_array = volume_from_node(first).array.copy()
     scan = volume_from_node(p.inputVolume)
     p.structures, _ = add_segmentation(session.ss, scan.with_array(labels), {1: "blob", 2: "band"})

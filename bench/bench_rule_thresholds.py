@@ -14,6 +14,7 @@ Prints a markdown table of the distributions and the thresholds derived from the
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -131,11 +132,14 @@ def derive(rows: list[dict], gbp: list[float]) -> dict:
         "lateralisation (predicted-class map, lesion predicted)": summary(
             r["lateralisation"] for r in lesion_pred
         ),
+        "lateralisation (predicted-class map, no lesion predicted)": summary(
+            r["lateralisation"] for r in rows if r["predicted"] == "no lesion"
+        ),
         "randomisation mean Spearman (method, all cases)": summary(r["randomisation_spearman"] for r in rows),
         "randomisation mean Spearman (guided backprop, contrast)": summary(gbp),
-        "deletion AUC minus random (all cases)": summary(
+        "normalised deletion AUC minus random order's (lesion predicted)": summary(
             r["deletion_auc"] - r["deletion_random_auc"]
-            for r in rows
+            for r in lesion_pred
             if r["deletion_auc"] is not None and r["deletion_random_auc"] is not None
         ),
     }
@@ -150,14 +154,19 @@ def derive(rows: list[dict], gbp: list[float]) -> dict:
         ),
         "low_confidence": floor_to(float(np.percentile(conf, 5)), 0.01) if conf else None,
         "lateralised_evidence": ceil_to(
-            dist["lateralisation of the lesion map (lesion-free cases)"].get("p95", 0.5)
+            dist["lateralisation (predicted-class map, no lesion predicted)"].get("max", 0.5)
         ),
         "randomisation_threshold_used": 0.5,
     }
     rates = {
         "accuracy": float(np.mean([r["correct"] for r in rows])),
         "randomisation failed (method)": float(np.mean([r["randomisation"] == "failed" for r in rows])),
-        "deletion failed (method)": float(np.mean([r["deletion"] == "failed" for r in rows])),
+        "deletion failed (method, all cases)": float(np.mean([r["deletion"] == "failed" for r in rows])),
+        "deletion failed (method, lesion predicted)": float(
+            np.mean([r["deletion"] == "failed" for r in lesion_pred])
+        )
+        if lesion_pred
+        else None,
         "randomisation failed (guided backprop)": float(np.mean([v >= 0.5 for v in gbp])) if gbp else None,
         "masked class stays lesion (lesion predicted)": float(
             np.mean([r["masked_class"] == "lesion" for r in lesion_pred])
@@ -168,6 +177,19 @@ def derive(rows: list[dict], gbp: list[float]) -> dict:
             np.mean([c < thresholds["low_confidence"] for c in conf])
         )
         if conf
+        else None,
+        "low_confidence fires (wrong cases)": float(
+            np.mean([r["confidence"] < thresholds["low_confidence"] for r in rows if not r["correct"]])
+        )
+        if len(correct) < len(rows)
+        else None,
+        "evidence_outside_anatomy fires": float(
+            np.mean([r["outside_share"] >= thresholds["evidence_outside_anatomy"] for r in rows])
+        ),
+        "lateralised_evidence fires (lesion predicted)": float(
+            np.mean([r["lateralisation"] >= thresholds["lateralised_evidence"] for r in lesion_pred])
+        )
+        if lesion_pred
         else None,
     }
     return {"distributions": dist, "thresholds": thresholds, "rates": rates}
@@ -196,7 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="gradcam")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "rule_thresholds.json"))
+    parser.add_argument("--from-json", help="re-derive the tables from the cases of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.from_json:
+        from XAIMedSlicerLib.io.atomic import write_json
+
+        earlier = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
+        gbp = earlier["distributions"]["randomisation mean Spearman (guided backprop, contrast)"]
+        result = {**derive(earlier["cases"], earlier.get("contrast", [])), "settings": earlier["settings"]}
+        result["contrast"], result["cases"] = earlier.get("contrast", []), earlier["cases"]
+        if not result["contrast"]:  # runs before the contrast values were stored keep their summary
+            result["distributions"]["randomisation mean Spearman (guided backprop, contrast)"] = gbp
+        write_json(args.out, result)
+        print(markdown(result))
+        return 0
     torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
@@ -221,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "randomisation": "metrics.validate defaults: 3 layers, threshold 0.5, deletion 16 steps, 2 random orders",
         "seconds": round(time.perf_counter() - start, 1),
     }
+    result["contrast"] = gbp
     result["cases"] = rows
     write_json(args.out, result)
     print(markdown(result))

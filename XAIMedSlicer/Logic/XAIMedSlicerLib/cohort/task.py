@@ -97,9 +97,10 @@ def _compute(job: dict, models) -> tuple[dict, object]:
         if case.get(field) and not Path(case[field]).exists():
             raise XAIError(f"{field} not found: {case[field]}", "fix the path in cases.csv")
     start = time.perf_counter()
+    image = read_volume(case["image"])  # an unreadable scan fails before any model is loaded
     loaded = models.get(case["model"])
     explanation = explain(
-        case["image"],
+        image,
         loaded,
         job["method"],
         case.get("target"),
@@ -108,6 +109,7 @@ def _compute(job: dict, models) -> tuple[dict, object]:
         seed=int(job.get("seed", 0)),
         method_params=dict(job.get("params") or {}),
     )
+    explanation.provenance["image"]["path"] = case["image"]
     prediction, target = explanation.prediction, explanation.target
     row = {
         **base_row(job),

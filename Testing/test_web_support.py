@@ -57,8 +57,11 @@ def planted_case(shared_data, folder: Path) -> dict:
     attribution = np.zeros(image.array.shape, np.float32)
     centres = {}
     for label, value in PLANTED:
-        depth = ndimage.distance_transform_edt(labels.array == label)
+        # depth inside the structure and inside the crop (the border counts as outside)
+        depth = ndimage.distance_transform_edt(np.pad(labels.array == label, 1), sampling=image.spacing[::-1])
+        depth = depth[1:-1, 1:-1, 1:-1]
         k, j, i = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        assert depth[k, j, i] > RADIUS_MM, f"label {label} is too thin for the planted blob"
         centre = image.index_to_ras((i, j, k))
         d2 = ((ras - centre) ** 2).sum(axis=-1)
         blob = value * np.exp(-d2 / (2 * SIGMA_MM**2)) * (d2 <= RADIUS_MM**2)
@@ -152,16 +155,20 @@ def browser_page(url: str):
 
 
 def wait_until(condition, timeout: float = 30.0, step: float = 0.3):
-    """Poll ``condition()`` until it returns something truthy; that value, else an AssertionError."""
+    """Poll ``condition()`` until it returns something truthy (AssertionErrors count as not yet); that
+    value, else an AssertionError with the last value or failure."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             last = condition()
+        except AssertionError as failure:
+            last = failure
+        else:
             if last:
                 return last
         time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s (last value {last!r})")
+    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
 
 
 def geometry(page) -> dict:

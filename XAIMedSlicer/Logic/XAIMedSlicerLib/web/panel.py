@@ -157,7 +157,7 @@ def _display(v3, html) -> None:
         label="Colour map",
         density="compact",
     )
-    with html.Div(v_if="legend_css", id="xaimed-legend", classes="mb-2"):
+    with html.Div(v_if="legend_css", id="xaimed-colorbar", classes="mb-2"):
         html.Div("{{ result_name }}", classes="text-caption")
         html.Div(style=("legend_css",))
         with html.Div(classes="d-flex text-caption"):

@@ -46,4 +46,7 @@ def write_explanation(
     from .reasoning import write_reasoning  # rules.json, explanation.txt, facts.json
 
     paths += write_reasoning(explanation, folder)
+    from .report import write_report  # last: it reads everything above from the folder
+
+    paths.append(write_report(folder))
     return paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -158,6 +159,7 @@ def test_terminology_sides_and_other_structures(oblique_volume):
     assert len(structures) == MAX_STRUCTURES
     (other,) = facts_of(facts, OtherStructuresFact)
     assert other.count == len(NAMES) - MAX_STRUCTURES
+    assert all(re.fullmatch(r"[A-Z]+\d+", f.ref) for f in facts)  # the report links sentences by these ids
     assert other.share_percent == pytest.approx(
         100 * sum(r["positive_share"] for r in expl.structures[MAX_STRUCTURES:]), abs=0.05
     )

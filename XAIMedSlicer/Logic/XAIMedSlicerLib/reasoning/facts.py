@@ -1,7 +1,7 @@
 """Typed facts of one explanation: what the rules read and what every sentence of the text states.
 
 Each fact is a frozen dataclass with a reference id (``ref``): the prediction (``P1``), the structures
-holding the evidence in decreasing share (``S1``, ``S2``, ...; the rest summed in ``SX``), the share
+holding the evidence in decreasing share (``S1``, ``S2``, ...; the rest summed in ``SR1``), the share
 outside the labelled anatomy (``O1``), its laterality (``L1``), the randomisation and deletion checks
 (``C1``, ``C2``), the anatomy-masking check (``M1``), and, once the rules ran, the fired rules (``R1``...)
 and the decision (``D1``). "Evidence" is the positive part of the attribution map (``anatomy.stats``).
@@ -225,7 +225,7 @@ def structure_facts(explanation: Explanation, target_class: str) -> list:
     rest = rows[MAX_STRUCTURES:]
     if rest:
         share = sum(r["positive_share"] for r in rest)
-        facts.append(OtherStructuresFact("SX", len(rest), q(100.0 * share, PERCENT)))
+        facts.append(OtherStructuresFact("SR1", len(rest), q(100.0 * share, PERCENT)))
     return facts
 
 

@@ -168,7 +168,7 @@ _PATTERNS = [
         r"network's prediction) \*(?P<c>.+?)\*(?P<unc> as unconfirmed)?(?: \(changed by (?P<by>[\w, ]+)\))?\.",
     ),
 ]
-_COMPILED = [(kind, re.compile(f"^{pattern} \\[(?P<ref>[A-Z]+\\d*|SX)\\]$")) for kind, pattern in _PATTERNS]
+_COMPILED = [(kind, re.compile(f"^{pattern} \\[(?P<ref>[A-Z]+\\d+)\\]$")) for kind, pattern in _PATTERNS]
 
 
 def parse_text(text: str) -> tuple:

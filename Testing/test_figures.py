@@ -300,3 +300,64 @@ def test_caption_names_method_target_prediction_and_model():
     assert lines[0] == "Grad-CAM · target: class yes"
     assert lines[1] == "prediction: yes (p = 0.800)"
     assert lines[2] == f"model: phantom-net (sha256 {'cd' * 6}…)"
+
+
+def test_a_radiograph_gives_one_figure_in_its_own_plane(tmp_path, shared_data):
+    from PIL import Image
+
+    from XAIMedSlicerLib.io.radiograph import read_radiograph
+
+    image, _ = read_radiograph(shared_data("cxr/pa_normal_cc0.jpg"))
+    labels = np.zeros(image.array.shape, np.int16)
+    names = {1: "right lung", 2: "left lung", 3: "heart"}
+    for value, mask in ((1, "RL"), (2, "LL"), (3, "H")):
+        labels[0][np.asarray(Image.open(shared_data(f"cxr/{mask}_mask.png")).convert("L")) > 127] = value
+    row, col = 400, 600  # inside the left lung mask (the patient's left: the picture's right)
+    assert labels[0, row, col] == 2
+    attribution = np.zeros(image.array.shape, np.float32)
+    attribution[0, row - 6 : row + 7, col - 6 : col + 7] = 0.999
+    attribution[0, row, col] = 1.0
+    att = image.with_array(attribution)
+    rows = structure_statistics(att, image.with_array(labels), names)
+    explanation = Explanation(image=image, attribution=att, signed=False, method="gradcam",
+                              prediction={"task": "classification", "predicted_class": "effusion"},
+                              target={"kind": "class_logit", "class_index": 0, "class_name": "effusion"},
+                              labels=image.with_array(labels), label_names=names, structures=rows,
+                              provenance={"model": {"name": "densenet"}})  # fmt: skip
+    _, figures = render(explanation, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["figure_coronal.png"] and list(figures) == ["coronal"]
+    figure = figures["coronal"]
+    assert figure.letters == STANDARD["coronal"]
+    assert figure.outlined == [2] and figure.layout["legend"][0][0].startswith("outline: left lung (100%")
+    panel = read_png(figure.path)
+    peak = explanation.peak_ras()
+    np.testing.assert_allclose(
+        centroid(value_pixels(panel, figure, 1.0)), figure.pixel_of_ras(peak), atol=1.0
+    )
+    # the radiograph's first column (patient right) is on the picture's left, its top row on top
+    left = figure.pixel_of_ras(image.index_to_ras((0, row, 0)))
+    right = figure.pixel_of_ras(image.index_to_ras((image.size[0] - 1, row, 0)))
+    top = figure.pixel_of_ras(image.index_to_ras((col, 0, 0)))
+    assert left[1] < figure.pixel_of_ras(peak)[1] < right[1] and top[0] < figure.pixel_of_ras(peak)[0]
+
+
+def test_a_signed_map_has_a_symmetric_bar_and_its_negative_end_in_the_picture(tmp_path):
+    explanation = phantom("LPS")
+    attribution = explanation.attribution.array.copy()
+    direction, _, distance = marker_directions("LPS", explanation.image)[0]
+    i, j, k = np.rint(explanation.image.ras_to_index(CENTRE_RAS + distance * direction)).astype(int)
+    attribution[k - 1 : k + 2, j - 1 : j + 2, i - 1 : i + 2] = -1.0  # the R marker, negative
+    explanation.attribution = explanation.attribution.with_array(attribution)
+    explanation.signed = True
+    _, figures = render(explanation, tmp_path)
+    figure = figures["axial"]
+    bar = figure.colour_bar
+    assert (bar.lower, bar.upper) == (-1.0, 1.0) and [t for _, t in bar.ticks] == ["1", "0", "-1"]
+    assert any("signed" in line for line in bar.title) and bar.threshold is None
+    panel = read_png(figure.path)
+    (x0, x1), (y0, y1) = figure.layout["colour_bar"]["x"], figure.layout["colour_bar"]["rows"]
+    np.testing.assert_array_equal(panel[y1, (x0 + x1) // 2], bar.table[0])
+    np.testing.assert_array_equal(panel[y0, (x0 + x1) // 2], bar.table[-1])
+    negative = centroid(value_pixels(panel, figure, -1.0))
+    np.testing.assert_allclose(negative, figure.pixel_of_ras(CENTRE_RAS + distance * direction), atol=1.0)
+    assert figure.letters["left"] == "R" and negative[1] < figure.pixel_of_ras(CENTRE_RAS)[1]

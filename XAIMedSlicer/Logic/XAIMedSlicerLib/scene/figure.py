@@ -2,10 +2,12 @@
 
 ``render_figures(bundle, explanation, out_dir)`` writes ``figure_axial.png``, ``figure_coronal.png``,
 ``figure_sagittal.png`` (one view only for a one-slice volume such as a radiograph). Each view is
-rendered by MRML slice logic framed on the body's bounding box, through the attribution peak, with
-outlines of only the top-N structures by evidence share (or the selected ones); Pillow then adds the
-caption, the orientation letters (from the slice node's SliceToRAS), a scale bar and the colour bar
-around the untouched slice pixels. ``FigureView`` says where every RAS point lands in the PNG.
+rendered by MRML slice logic (scan windowed on the body, the overlay at the run's opacity and
+threshold) framed on the body's bounding box, through the attribution peak; one-pixel outlines of only
+the top-N structures by evidence share (or the selected ones) are painted on it; Pillow then adds, in
+bands around it, the caption, the orientation letters (from the slice node's SliceToRAS, so right for
+any direction matrix), a scale bar, the colour bar with units and the outline legend.
+``FigureView`` says where every RAS point lands in the PNG.
 """
 
 from __future__ import annotations

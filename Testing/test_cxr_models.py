@@ -145,7 +145,8 @@ def test_monai_2d_classifier_by_card_with_input_size(shared_data, tmp_path):
     model_input = prepare_input(image, loaded.card.preprocessing)
     assert model_input.tensor.shape[-1] == 1 and model_input.grid.array.shape[0] == 1
     np.testing.assert_allclose(model_input.grid.spacing, (2.0, 2.0, 1.0), atol=1e-6)
-    x2 = F.interpolate(_rows_columns(model_input), size=(96, 80), mode="bilinear", align_corners=False)
+    x2 = _rows_columns(model_input)
+    x2 = F.interpolate(x2, size=(96, 80), mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
         np.testing.assert_allclose(
             loaded.network(model_input.tensor).numpy(), net(x2).numpy(), rtol=1e-5, atol=1e-6

@@ -4,7 +4,7 @@ A radiograph is a Volume with one slice, so the network input is ``(1, C, X, Y, 
 the image rows (columns index i) and Y down the image (row index j). ``SliceAdapter`` drops the last
 axis and hands the 2D network the image as it is displayed and stored, ``(B, C, rows, columns)``
 (so weights trained on ordinary image arrays, e.g. torchxrayvision's, see upright radiographs),
-optionally resizes it to the network's input size (bilinear, inside the graph, so gradients and maps
+optionally resizes it to the network's input size (bilinear, anti-aliased when shrinking, inside the graph, so gradients and maps
 stay on the scan's pixel grid), and gives a segmentation output its (X, Y, 1) layout back. For
 Grad-CAM the chosen 2D layer's output passes through a named tap (``SliceAdapter.TAP``) as a 5D
 tensor ``(B, C, x, y, 1)``, so the methods' hooks see the activation in a 3D network's layout. A
@@ -67,7 +67,7 @@ class SliceAdapter(nn.Module):
             )
         x2 = x[..., 0].transpose(-1, -2)  # (B, C, rows, columns)
         if self.input_size and tuple(x2.shape[2:]) != self.input_size:
-            x2 = F.interpolate(x2, size=self.input_size, mode="bilinear", align_corners=False)
+            x2 = resize_2d(x2, self.input_size)
         out = self._run(x2)
         if isinstance(out, (tuple, list)):
             out = out[0]
@@ -77,6 +77,13 @@ class SliceAdapter(nn.Module):
                 out = F.interpolate(out, size=rows_columns, mode="bilinear", align_corners=False)
             return out.transpose(-1, -2).unsqueeze(-1)
         return out
+
+
+def resize_2d(x2: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``(B, C, rows, columns)``; anti-aliased when it shrinks (no aliasing of
+    a 1024-pixel radiograph brought down to a small network's input)."""
+    shrink = any(int(t) < int(s) for t, s in zip(size, x2.shape[2:], strict=True))
+    return F.interpolate(x2, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def _default_layer(net: nn.Module) -> str | None:

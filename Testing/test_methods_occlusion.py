@@ -183,3 +183,37 @@ def test_incremental_occlusion_falls_back_exactly(branch):
     assert fast.info["incremental"] is not branch
     scale = max(float(full.map.abs().max()), abs(full.info["score"]))
     torch.testing.assert_close(fast.map, full.map, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_the_one_verifier_accepts_exact_runners_and_rejects_wrong_ones(net_and_input):
+    """Every fast runner goes through one check: full-pass scores pass it, off-by-a-little scores fail."""
+    from XAIMedSlicerLib.methods.occlusion_layout import captum_axes
+    from XAIMedSlicerLib.methods.occlusion_verify import agrees_with_full_passes
+
+    net, x = net_and_input
+    net = net.eval()
+    boxes = boxes_of(captum_axes(tuple(x.shape[2:]), (8, 8, 8), (8, 8, 8)))
+    target = ClassTarget(1)
+
+    def occlude(region, box, start):
+        spans = [slice(a - s, b - s) for (a, b), s in zip(box, start, strict=True)]
+        region[(slice(None), slice(None), *spans)] = 0.0
+
+    def full(ids):
+        out = []
+        for i in ids:
+            xs = x.clone()
+            occlude(xs, boxes[i], (0, 0, 0))
+            out.append(target(net(xs)))
+        return torch.cat(out)
+
+    picks = [0, len(boxes) // 2, len(boxes) - 1]
+    with torch.inference_mode():
+        assert agrees_with_full_passes(full, net, x, boxes, picks, occlude, target)
+        wrong = full(picks) * 1.01
+    assert not agrees_with_full_passes(lambda ids: wrong, net, x, boxes, picks, occlude, target)
+
+    def broken(ids):
+        raise RuntimeError("a shape the runner cannot handle")
+
+    assert not agrees_with_full_passes(broken, net, x, boxes, picks, occlude, target)

@@ -73,6 +73,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 device=args.device,
                 seed=args.seed,
                 method_params=params,
+                sliding_window=args.sliding_window,
+                sliding_overlap=args.sliding_overlap,
                 progress=update,
             )
             update(1.0, "writing outputs")
@@ -181,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a method parameter, repeatable (e.g. rule=gausslegendre, window=8, samples=25)",
     )
     ex.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ex.add_argument(
+        "--sliding-window",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="run a patch network over a full-size scan by sliding windows of this size (voxels)",
+    )
+    ex.add_argument("--sliding-overlap", type=float, default=0.25, help="sliding-window overlap (0-1)")
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--opacity", type=float, default=0.5)
     ex.add_argument("--out", required=True, help="output folder")

@@ -18,6 +18,7 @@ from .io.volumes import read_volume
 from .methods import get_method
 from .methods.activations import default_layer
 from .methods.params import RUNTIME
+from .methods.sliding import SlidingWindowModel
 from .methods.targets import ClassTarget, RegionTarget, as_logits
 from .model.device import describe_device
 from .model.loader import LoadedModel, load_model
@@ -44,6 +45,8 @@ def explain(
     seed: int = 0,
     method_params: dict | None = None,
     roi: tuple[tuple[float, float, float], tuple[int, int, int]] | None = None,
+    sliding_window: tuple[int, int, int] | None = None,
+    sliding_overlap: float = 0.25,
     progress: Progress | None = None,
 ) -> Explanation:
     """Explain one prediction of ``model`` on ``image``; the attribution comes back on ``image``'s grid.
@@ -53,7 +56,9 @@ def explain(
     logits are summed: the ``predicted`` mask of the class, a given ``mask``, a RAS ``box``
     ``(r0, a0, s0, r1, a1, s1)`` in mm, or the predicted component at a RAS ``point``.
     ``roi = (centre_ras_mm, size_voxels)`` runs the network on a crop of the preprocessed scan;
-    the attribution is zero outside it.
+    the attribution is zero outside it. ``sliding_window = (X, Y, Z)`` runs a patch network over the whole
+    (full-size) scan by MONAI sliding-window inference with ``sliding_overlap``; every method then
+    explains that blended output exactly (see :mod:`.methods.sliding`).
     """
     report = progress or (lambda _f, _m: None)
     timer = StageTimer()
@@ -78,6 +83,8 @@ def explain(
     with timer.stage("preprocess"):
         model_input = prepare_input(image, card.preprocessing, loaded.device, roi=roi)
         x = model_input.tensor
+    if sliding_window is not None:
+        net = _sliding(net, card.task, x, sliding_window, sliding_overlap)
     report(0.1, "inference")
     with timer.stage("inference"), torch.inference_mode():
         output = as_logits(net(x))
@@ -97,7 +104,9 @@ def explain(
         )
     params = dict(method_params or {})
     if spec.needs_layer and not params.get("layer"):
-        params["layer"] = card.gradcam_layer or default_layer(net)
+        params["layer"] = card.gradcam_layer or default_layer(
+            getattr(net, "model", net) if sliding_window else net
+        )
     if spec.accepts("seed"):
         params.setdefault("seed", seed)
     # a misspelt name, wrong type or out-of-range value is a one-line XAIError; defaults are filled in
@@ -136,6 +145,9 @@ def explain(
         },
         "target": tgt.describe(),
         "seed": seed,
+        "sliding_window": None
+        if sliding_window is None
+        else {"roi_size": [int(r) for r in sliding_window], "overlap": sliding_overlap, "mode": "gaussian"},
         "device": describe_device(loaded.device),
         "seconds": timer.seconds,
     }
@@ -151,6 +163,20 @@ def explain(
         structures=structures,
         provenance=provenance,
     )
+
+
+def _sliding(net, task: str, x: torch.Tensor, roi, overlap: float) -> SlidingWindowModel:
+    """``net`` applied by sliding windows of ``roi`` voxels (the task probed on one window if unknown)."""
+    roi = tuple(int(r) for r in roi)
+    if len(roi) != x.ndim - 2 or min(roi) < 1:
+        raise XAIError(f"sliding window {roi} is not {x.ndim - 2} positive sizes", "give it like 96 96 96")
+    if not 0.0 <= overlap < 1.0:
+        raise XAIError(f"sliding-window overlap {overlap} is outside [0, 1)", "use for example 0.25")
+    if task == "auto":
+        with torch.inference_mode():
+            probe = as_logits(net(torch.zeros((1, x.shape[1], *roi), device=x.device, dtype=x.dtype)))
+        task = "segmentation" if probe.ndim >= 4 else "classification"
+    return SlidingWindowModel(net, roi, task=task, overlap=overlap, mode="gaussian")
 
 
 def _seed_everything(seed: int) -> None:

@@ -6,32 +6,15 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .activations import default_layer, forward_with_activation
+from .activations import default_layer
 from .budget import PeakMemory
 from .cam import cam_batch
 from .params import MethodParams, param
 from .precision import PRECISIONS, checked_dtype
 from .registry import Attribution, register
 from .targets import Target
-
-
-def upsample_to(cam: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Resize a (1, 1, ...) map to ``size`` (trilinear, as MONAI's default upsampler)."""
-    mode = "trilinear" if cam.ndim == 5 else "bilinear"
-    return F.interpolate(cam, size=size, mode=mode, align_corners=False)
-
-
-def layer_activation_and_grad(model, x, target, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activation of ``layer`` and the gradient of the target score with respect to it."""
-    with torch.enable_grad():
-        # the input carries the graph, so frozen weights still give layer gradients
-        output, act = forward_with_activation(model, x.detach().requires_grad_(True), layer)
-        score = target(output).sum()
-        (grad,) = torch.autograd.grad(score, act)
-    return act.detach(), grad.detach()
 
 
 def run_cam(

@@ -25,6 +25,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from .boxes import Box, union
 from .incremental import _Recorder, trace
 from .incremental_tail import (
     _CONV,
@@ -35,7 +36,6 @@ from .incremental_tail import (
     _volume,
 )
 
-Box = tuple[tuple[int, int], ...]
 _CONV_FN = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
 _MAXPOOL = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}
 _AVGPOOL = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
@@ -120,10 +120,6 @@ def _window_out(rule: _Rule, box: Box, size: tuple[int, ...]) -> Box | None:
     return tuple(out)
 
 
-def _union(boxes: list[Box]) -> Box:
-    return tuple((min(b[d][0] for b in boxes), max(b[d][1] for b in boxes)) for d in range(len(boxes[0])))
-
-
 class DenseIncremental:
     """Network outputs for inputs occluded in boxes, each layer recomputed only where it changes.
 
@@ -191,7 +187,7 @@ class DenseIncremental:
                 per = []
                 for i in range(len(boxes)):
                     parts = [out[a][i] for a in rule.inputs if out.get(a) is not None]
-                    per.append(_union(parts))
+                    per.append(union(parts))
             vol = _volume(tuple((0, s) for s in size))
             sizes = [max(b[d][1] - b[d][0] for b in per) for d in range(len(size))]
             out[n.name] = "full" if math.prod(sizes) >= self.full_at * vol else per

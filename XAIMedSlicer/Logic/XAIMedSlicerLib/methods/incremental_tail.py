@@ -20,7 +20,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-Box = tuple[tuple[int, int], ...]
+from .boxes import Box, clip, union
+
 _ELEMENTWISE_MODULES = (
     nn.modules.batchnorm._BatchNorm,
     nn.ReLU,
@@ -67,16 +68,6 @@ def _convt_need(m, box: Box, sizes) -> Box:
     return tuple(out)
 
 
-def _clip(box: Box, sizes) -> Box:
-    return tuple((max(a, 0), min(b, n)) for (a, b), n in zip(box, sizes, strict=True))
-
-
-def _union(a: Box | None, b: Box) -> Box:
-    return (
-        b if a is None else tuple((min(x0, y0), max(x1, y1)) for (x0, x1), (y0, y1) in zip(a, b, strict=True))
-    )
-
-
 class TailRunner:
     """Runs a GraphModule whose output is needed only inside ``out_box``; ``None`` from :meth:`build`
     where no node can be cropped usefully."""
@@ -106,7 +97,7 @@ class TailRunner:
         if len(out_box) != len(shapes[result.name]):
             return None
         modules = dict(gm.named_modules())
-        need: dict[str, Box] = {result.name: _clip(out_box, shapes[result.name])}
+        need: dict[str, Box] = {result.name: clip(out_box, shapes[result.name])}
         tail: set[str] = set()
         for n in reversed(nodes[:-1]):
             if n.name not in need or n.op not in ("call_module", "call_function"):
@@ -121,7 +112,7 @@ class TailRunner:
                 m = modules[n.target]
                 if m.padding_mode != "zeros" or isinstance(m.padding, str):
                     continue
-                rule = {spatial_in[0].name: _clip(_conv_need(m, box, sizes), shapes[spatial_in[0].name])}
+                rule = {spatial_in[0].name: clip(_conv_need(m, box, sizes), shapes[spatial_in[0].name])}
             elif n.op == "call_module" and isinstance(modules[n.target], _CONV_T):
                 m = modules[n.target]
                 rule = {spatial_in[0].name: _convt_need(m, box, shapes[spatial_in[0].name])}
@@ -136,7 +127,7 @@ class TailRunner:
                 continue
             tail.add(n.name)
             for name, b in rule.items():
-                need[name] = _union(need.get(name), b)
+                need[name] = b if name not in need else union([need[name], b])
         need = {k: v for k, v in need.items() if k in tail}
         total = sum(_volume(shapes[k]) for k in tail)
         if not tail or sum(_volume(b) for b in (need[k] for k in tail)) > (1 - min_saving) * total:
@@ -182,7 +173,7 @@ class TailRunner:
         value = env[a.name]
         have = self.need.get(a.name, tuple((0, s) for s in self.shapes[a.name]))
         sizes = self.shapes[a.name]
-        inner = _clip(box, sizes)
+        inner = clip(box, sizes)
         sl = tuple(slice(lo - h0, hi - h0) for (lo, hi), (h0, _h1) in zip(inner, have, strict=True))
         part = value[(slice(None), slice(None), *sl)]
         pad = []

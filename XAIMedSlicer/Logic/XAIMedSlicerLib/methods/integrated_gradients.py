@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import XAIError
 from .budget import ChunkReport, PeakMemory
 from .gradient_method import make_baseline, run_kernel
-from .gradients import accumulate_gradients, gradient_bytes_per_point, point_gradients
+from .gradients import accumulate_gradients, gradient_bytes_per_point
 from .kernels import GradientKernel, register_kernel
 from .params import MethodParams, param
 from .precision import PRECISIONS, checked_dtype
@@ -56,23 +56,6 @@ def quadrature(steps: int, rule: str = "gausslegendre") -> tuple[np.ndarray, np.
         return nodes, weights
     offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[rule]
     return (np.arange(steps) + offset) / steps, np.full(steps, 1.0 / steps)
-
-
-def path_gradients(model, x, baseline, target, alphas, weights, batch_size, progress=None) -> torch.Tensor:
-    """Weighted sum over path points of d target / d input, evaluated ``batch_size`` points at a time."""
-    total = torch.zeros_like(x, dtype=torch.float32)
-    delta = x - baseline
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    for start in range(0, len(alphas), batch_size):
-        a = torch.as_tensor(alphas[start : start + batch_size], dtype=x.dtype, device=x.device)
-        w = torch.as_tensor(weights[start : start + batch_size], dtype=torch.float32, device=x.device)
-        grad, _ = point_gradients(model, baseline + a.view(shape) * delta, target)
-        total += (grad * w.view(shape)).sum(dim=0, keepdim=True)
-        if progress:
-            progress(
-                min(1.0, (start + len(a)) / len(alphas)), f"IG: {start + len(a)}/{len(alphas)} path points"
-            )
-    return total
 
 
 def _nodes(params: dict) -> tuple[np.ndarray, np.ndarray]:

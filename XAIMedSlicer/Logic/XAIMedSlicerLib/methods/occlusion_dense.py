@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from .boxes import Box
 from .budget import MemoryBudget, model_on, run_chunks
-from .incremental_dense import Box, DenseIncremental
+from .incremental_dense import DenseIncremental
+from .occlusion_verify import agrees_with_full_passes
 from .precision import autocast
 
 
@@ -75,19 +77,8 @@ def dense_box_scores(model, x, boxes: list[Box], occlude, score, dtype, per_item
 def _agrees(inc: DenseIncremental, model, x, boxes: list[Box], occlude, score, rtol: float = 1e-4) -> bool:
     """The first, a middle and the last box (one batch) against full forward passes."""
     picks = sorted({0, len(boxes) // 2, len(boxes) - 1})
-    try:
-        got = score(inc.outputs([boxes[i] for i in picks], occlude, x))
-    except Exception:  # noqa: BLE001 - a shape the runner cannot handle: full passes
-        return False
-    for b, i in enumerate(picks):
-        full = x.clone()
-        occlude(full, boxes[i], (0,) * (x.ndim - 2))
-        ref = score(model(full))
-        if not scores_agree(got[b : b + 1], ref, rtol):
-            return False
-    return True
 
+    def fast(ids: list[int]) -> torch.Tensor:
+        return score(inc.outputs([boxes[i] for i in ids], occlude, x))
 
-def scores_agree(got: torch.Tensor, ref: torch.Tensor, rtol: float) -> bool:
-    """A fast path's scores equal full passes' up to float rounding (relative to the score's size)."""
-    return torch.allclose(got, ref, rtol=rtol, atol=rtol * (1e-3 + float(ref.abs().max())))
+    return agrees_with_full_passes(fast, model, x, boxes, picks, occlude, score, rtol)

@@ -15,8 +15,7 @@ import torch
 from monai.inferers.utils import _get_scan_interval
 
 from ..errors import XAIError
-
-Box = tuple[tuple[int, int], ...]
+from .boxes import Box
 
 
 def captum_axes(shape: tuple[int, ...], window: tuple[int, ...], stride: tuple[int, ...]) -> list[list]:

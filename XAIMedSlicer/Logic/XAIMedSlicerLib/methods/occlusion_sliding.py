@@ -15,10 +15,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .boxes import Box
 from .budget import ChunkReport, MemoryBudget, activation_bytes, model_on, run_chunks
 from .precision import autocast
-
-Box = tuple[tuple[int, int], ...]
 
 
 def _overlaps(box: Box, window: tuple[slice, ...], pad_lo: tuple[int, ...]) -> bool:

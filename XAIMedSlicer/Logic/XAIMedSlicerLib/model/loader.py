@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,18 +132,3 @@ def _is_torchscript(path: Path) -> bool:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
     return any("/code/" in n for n in names)
-
-
-def card_to_json(card: ModelCard) -> str:
-    """Serialise a card (for provenance and the Slicer worker)."""
-    return json.dumps(
-        {
-            "name": card.name,
-            "task": card.task,
-            "classes": card.classes,
-            "network": card.network,
-            "weights": str(card.weights) if card.weights else None,
-            "preprocessing": card.preprocessing.to_dict(),
-            "gradcam_layer": card.gradcam_layer,
-        }
-    )

@@ -37,6 +37,8 @@ class WorkerJob:
       ``(r0, a0, s0, r1, a1, s1)`` in mm, or the predicted component at a RAS ``point``.
     * ``chunk``: batch size of chunked methods (halved after an out-of-memory); None = method default.
     * ``memory_budget_mb``: memory allowed on the first device; the CPU fallback has no budget.
+    * ``sliding_window``: ROI size (voxels) to run a patch network over a full-size scan by sliding
+      windows with ``sliding_overlap``; None runs the network on the whole input.
     * ``validate``: also run the map's sanity and faithfulness checks (``metrics.validate``) with
       ``validate_options`` (``layers``, ``steps``, ``n_random``, ...), written as ``result["validation"]``.
     * ``fault``: testing aid that makes the worker crash, raise or hang at the start of the work.
@@ -59,6 +61,8 @@ class WorkerJob:
     chunk: int | None = None
     memory_budget_mb: float | None = None
     seed: int | None = None
+    sliding_window: list[int] | None = None
+    sliding_overlap: float = 0.25
     validate: bool = False
     validate_options: dict = field(default_factory=dict)
     fault: str | None = None

@@ -171,6 +171,8 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
             device=attempt.device,
             seed=0 if job.seed is None else job.seed,
             method_params=params,
+            sliding_window=tuple(job.sliding_window) if job.sliding_window else None,
+            sliding_overlap=job.sliding_overlap,
             progress=lambda f, m: report("explain", f, f"{m} ({where})"),
         )
 

@@ -14,6 +14,7 @@ from XAIMedSlicerLib.slicerlogic.selftest import (
     check_cancel_and_crash,
     check_display,
     check_explain,
+    failures,
 )
 
 
@@ -33,7 +34,9 @@ def test_explain_in_background(case):
     assert r["progress_messages"] > 3 and r["last_fraction"] == 1.0
     assert r["grid_error_mm"] < 1e-4 and r["input_unchanged"]
     assert (r["role"], r["method"]) == ("attribution", "gradcam")
-    assert r["difference_to_direct"] < 1e-5
+    assert r["difference_to_direct"] < 1e-5 and r["method_matches"]
+    assert failures(r) == []
+    assert failures({**r, "grid_error_mm": 1e-3, "role": "x"}) == ["grid_error_mm=0.001", "role='x'"]
 
 
 def test_rerun_display_and_structures(case):
@@ -48,6 +51,7 @@ def test_rerun_display_and_structures(case):
     assert r["opacity"] == pytest.approx(0.7)
     assert r["absolute_error"] == 0.0 and r["row_round_trip"]
     assert r["centre_error_mm"] < 1e-3
+    assert failures(r) == []
 
 
 def test_cancel_crash_and_annotation(case, tmp_path):
@@ -57,3 +61,4 @@ def test_cancel_crash_and_annotation(case, tmp_path):
     assert r["crash_status"] == "failed" and r["crash_node"] is None and "crashed" in r["crash_message"]
     a = check_annotation(ss, tmp_path, p.inputVolume)
     assert a["voxels_equal"] and a["grid_error_mm"] < 1e-4 and a["codes"] == ["missed"]
+    assert failures({**r, "cancel_seconds": 0.0}) == [] and failures(a) == []

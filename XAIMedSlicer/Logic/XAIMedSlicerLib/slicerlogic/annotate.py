@@ -55,6 +55,22 @@ def agreement_text(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def reader_agreement_text(pairs: list[dict]) -> str:
+    """Dice between readers as lines ('' with fewer than two readers)."""
+    return "\n".join(f"Dice {p['reader_a']} vs {p['reader_b']}: {p['dice']:.3f}" for p in pairs)
+
+
+def editor_node(scene, tag: str = "XAIMedSlicer"):
+    """The module's own vtkMRMLSegmentEditorNode (a singleton, made once per scene)."""
+    node = scene.GetSingletonNode(tag, "vtkMRMLSegmentEditorNode")
+    if node is None:
+        node = scene.CreateNodeByClass("vtkMRMLSegmentEditorNode")
+        node.UnRegister(None)
+        node.SetSingletonTag(tag)
+        node = scene.AddNode(node)
+    return node
+
+
 class AnnotationController:
     """One reader annotating in one scene against one study database."""
 
@@ -73,6 +89,8 @@ class AnnotationController:
     # ---- the study ----------------------------------------------------------------------------
     def open_study(self, path: str | os.PathLike, *, methods: list[str] | None = None) -> Study:
         """Open the study database at ``path``; with ``methods`` a missing one is created."""
+        if not str(path or "").strip() or Path(path).is_dir():
+            raise XAIError("no study database file chosen", "choose a .sqlite file (a new name creates one)")
         if self.study is not None and Path(self.study.path) == Path(path):
             return self.study
         self.close()
@@ -240,6 +258,26 @@ class AnnotationController:
                 return volume
         return None
 
+    def save_and_describe(
+        self, study_path, node, reference_node, map_node, *, case_id: str, method: str, **fields
+    ) -> tuple[SavedAnnotation, str]:
+        """What the module's Save button does: open (or create) the study, save, describe the agreement.
+
+        The method is the map node's (``XAIMed.method``) when it has one, else ``method``; ``case_id``
+        defaults to the scan node's name; ``fields``: ``reader``, ``note``, ``code``.
+        """
+        if node is None:
+            raise XAIError("there is no drawing to save", "click New coded region and paint with the editor")
+        method = (map_node.GetAttribute("XAIMed.method") if map_node is not None else None) or method
+        self.open_study(study_path, methods=[method])
+        case_id = case_id.strip() or (reference_node.GetName() if reference_node is not None else "")
+        saved = self.save(
+            node, reference_node, case_id=case_id, method=method, attribution_node=map_node, **fields
+        )
+        pairs = reader_agreement_text(self.reader_agreement(case_id, method))
+        text = f"Saved annotation {saved.annotation_id} ({case_id}, {method}).\n{agreement_text(saved.agreement)}"
+        return saved, text + (f"\n{pairs}" if pairs else "")
+
     def reader_agreement(self, case_id: str, method: str) -> list[dict]:
         """Dice between each pair of readers (latest versions) of one case and map."""
         return reader_agreement(self._study(), case_id, method)
@@ -287,6 +325,8 @@ __all__ = [
     "CODE_TAG",
     "agreement_text",
     "code_choices",
+    "editor_node",
+    "reader_agreement_text",
     "region_mask",
     "region_mask_of",
 ]

@@ -110,6 +110,11 @@ class ReaderStudyController:
         )
         return {r["label"]: int(r["trust"]) for r in rows}
 
+    def rated_text(self) -> str:
+        """The open case's ratings as one line (``Rated: A=4, B=2``)."""
+        rated = self.rated()
+        return "Rated: " + (", ".join(f"{k}={v}" for k, v in sorted(rated.items())) or "none yet")
+
     def next_case(self) -> tuple[float, ReaderView | None]:
         """Complete the open case (every map must be rated); returns (seconds on it, the next case)."""
         session = self._session()

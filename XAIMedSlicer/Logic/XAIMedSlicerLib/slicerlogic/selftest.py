@@ -15,6 +15,40 @@ import numpy as np
 
 from ..geometry.volume import Volume
 
+# what each measured value must be for the scenario to pass (the module's test and Testing/ use these)
+CRITERIA = {
+    "status": lambda v: v == "done",
+    "progress_messages": lambda v: v > 3,
+    "last_fraction": lambda v: v == 1.0,
+    "grid_error_mm": lambda v: v < 1e-4,
+    "input_unchanged": bool,
+    "role": lambda v: v == "attribution",
+    "method_matches": bool,
+    "difference_to_direct": lambda v: v < 1e-5,
+    "new_node": bool,
+    "first_unchanged": bool,
+    "rows": lambda v: v == 2,
+    "alpha_matches_threshold": bool,
+    "opacity": lambda v: abs(v - 0.7) < 1e-6,
+    "foreground_is_shown": bool,
+    "absolute_error": lambda v: v == 0.0,
+    "row_round_trip": bool,
+    "centre_error_mm": lambda v: v < 1e-3,
+    "cancel_seconds": lambda v: v < 2.0,
+    "cancel_status": lambda v: v == "cancelled",
+    "output_left": lambda v: not v,
+    "crash_status": lambda v: v == "failed",
+    "crash_node": lambda v: v is None,
+    "crash_message": lambda v: "crashed" in v,
+    "voxels_equal": bool,
+    "codes": lambda v: v == ["missed"],
+}
+
+
+def failures(result: dict) -> list[str]:
+    """``key=value`` of every measured value in ``result`` that misses its criterion."""
+    return [f"{k}={result[k]!r}" for k, ok in CRITERIA.items() if k in result and not ok(result[k])]
+
 
 def test_scan() -> Volume:
     """A 32x28x24 oblique scan (15 degrees about S) with a bright blob; spacing 1.2, 0.9, 2.0 mm."""
@@ -70,12 +104,21 @@ def check_explain(session, p) -> dict:
         "input_unchanged": bool(np.array_equal(scan.array, before)),
         "role": node.GetAttribute("XAIMed.role"),
         "method": node.GetAttribute("XAIMed.method"),
+        "method_matches": node.GetAttribute("XAIMed.method") == p.method,
         "difference_to_direct": float(np.abs(result.array - direct.attribution.array).max()),
         "node": node,
     }
 
 
-def check_display(session, p, labels: np.ndarray, first=None) -> dict:
+def test_labels(shape) -> np.ndarray:
+    """Two structures on the test scan's grid: a box around the blob (1) and a band at low i (2)."""
+    labels = np.zeros(shape, np.uint8)
+    labels[8:16, 10:18, 16:24] = 1
+    labels[:, :, :8] = 2
+    return labels
+
+
+def check_display(session, p, labels: np.ndarray | None = None, first=None) -> dict:
     """Two runs (Grad-CAM, or its result ``first``, then IG with structures): earlier results kept,
     threshold, |map|, navigation."""
     from ..scene.segmentation import add_segmentation
@@ -86,6 +129,7 @@ def check_display(session, p, labels: np.ndarray, first=None) -> dict:
         outcome, first = session.process(p, timeout=600)
     first_array = volume_from_node(first).array.copy()
     scan = volume_from_node(p.inputVolume)
+    labels = test_labels(scan.array.shape) if labels is None else labels
     p.structures, _ = add_segmentation(session.ss, scan.with_array(labels), {1: "blob", 2: "band"})
     p.method = "ig"
     outcome, node = session.process(p, timeout=600)

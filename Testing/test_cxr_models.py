@@ -179,7 +179,7 @@ def test_torchscript_2d_by_card(tmp_path):
     from XAIMedSlicerLib.methods.targets import ClassTarget
 
     net = _xrv_net(seed=3)
-    torch.jit.script(net).save(str(tmp_path / "xrv.ts"))
+    torch.jit.trace(net, torch.randn(1, 1, 48, 40)).save(str(tmp_path / "xrv.ts"))  # (rows, columns)
     card = _card(tmp_path, {"name": "torchscript"}, "xrv.ts", spatial_dims=2)
     loaded = load_model(_write(tmp_path, card), device="cpu")
     assert isinstance(loaded.network.net, torch.jit.ScriptModule)

@@ -19,14 +19,14 @@ from distributed import LocalCluster
 
 from XAIMedSlicerLib.cli import main
 from XAIMedSlicerLib.cohort import read_cases, result_key, run_cohort, run_serial
+from XAIMedSlicerLib.cohort.cases import write_demo_cohort
 from XAIMedSlicerLib.cohort.keys import file_sha256, model_sha256
 from XAIMedSlicerLib.cohort.summary import NAMES, read_study_rows
 from XAIMedSlicerLib.cohort.task import CRASH_ONCE_ENV, FAITHFULNESS, ROW_FILE, TOP_K_PERCENT
-from XAIMedSlicerLib.demo.cases import make_case
 from XAIMedSlicerLib.demo.model import CARD_PATH
 from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.explanation_io import load_explanation
-from XAIMedSlicerLib.io.volumes import read_volume, write_volume
+from XAIMedSlicerLib.io.volumes import read_volume
 from XAIMedSlicerLib.metrics.localisation import evaluate_localisation
 from XAIMedSlicerLib.model.loader import load_model
 
@@ -58,18 +58,9 @@ def one_thread():
 def cohort(tmp_path_factory):
     """cases.csv beside two demo cases (the lesion case with its mask), a corrupt and a missing scan."""
     folder = tmp_path_factory.mktemp("cohort")
-    rows = ["case_id,image,model,mask"]
-    for case_id, seed, lesion in CASES:
-        case = make_case(seed, lesion=lesion)
-        write_volume(case.image, folder / f"{case_id}.nii.gz")
-        mask = ""
-        if lesion:
-            mask = f"{case_id}_mask.nii.gz"
-            write_volume(case.lesion_mask, folder / mask)
-        rows.append(f"{case_id},{case_id}.nii.gz,{CARD_PATH},{mask}")
     (folder / "corrupt.nii.gz").write_bytes(b"this is not a NIfTI file")
-    rows += [f"corrupt,corrupt.nii.gz,{CARD_PATH},", f"missing,missing.nii.gz,{CARD_PATH},"]
-    (folder / "cases.csv").write_text("\n".join(rows) + "\n")
+    bad = [f"corrupt,corrupt.nii.gz,{CARD_PATH},", f"missing,missing.nii.gz,{CARD_PATH},"]
+    write_demo_cohort(folder, list(CASES), bad)
     return folder
 
 

@@ -30,23 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def write_cases(folder: Path, seeds: list[int]) -> Path:
     """A cases.csv of demo cases (a lesion and its mask in every other one) in ``folder``."""
-    from XAIMedSlicerLib.demo.cases import make_case
-    from XAIMedSlicerLib.demo.model import CARD_PATH
-    from XAIMedSlicerLib.io.volumes import write_volume
+    from XAIMedSlicerLib.cohort.cases import write_demo_cohort
 
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = ["case_id,image,model,mask"]
-    for seed in seeds:
-        lesion = seed % 2 == 0
-        case = make_case(seed, lesion=lesion)
-        write_volume(case.image, folder / f"s{seed}.nii.gz")
-        mask = ""
-        if lesion:
-            mask = f"s{seed}_mask.nii.gz"
-            write_volume(case.lesion_mask, folder / mask)
-        rows.append(f"s{seed},s{seed}.nii.gz,{CARD_PATH},{mask}")
-    (folder / "cases.csv").write_text("\n".join(rows) + "\n")
-    return folder / "cases.csv"
+    return write_demo_cohort(folder, [(f"s{seed}", seed, seed % 2 == 0) for seed in seeds])
 
 
 def worker_cpu_seconds() -> float:

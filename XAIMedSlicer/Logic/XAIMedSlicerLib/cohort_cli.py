@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 from .errors import XAIError
 
@@ -31,24 +29,6 @@ def method_params(methods: list[str], items: list[str]) -> dict[str, dict]:
     return {m: parse(m, values) for m, values in per_method.items() if values}
 
 
-def _progress_bar():
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=100,
-        desc="xaimed cohort",
-        unit="%",
-        disable=not sys.stderr.isatty() and os.environ.get("XAIMED_PROGRESS") != "1",
-    )
-
-    def update(fraction: float, message: str) -> None:
-        bar.set_postfix_str(message[:40])
-        bar.n = int(round(100 * max(0.0, min(1.0, fraction))))
-        bar.refresh()
-
-    return bar, update
-
-
 def _cell(value) -> str:
     if value is None or value == "":
         return ""
@@ -56,11 +36,12 @@ def _cell(value) -> str:
 
 
 def cmd_cohort(args: argparse.Namespace) -> int:
+    from .cli import _progress_bar
     from .cohort.runner import run_cohort
 
     params = method_params(args.methods, args.param or [])
     metrics = [] if args.metrics == ["none"] else args.metrics
-    bar, update = _progress_bar()
+    bar, update = _progress_bar("xaimed cohort")
     with bar:
         run = run_cohort(
             args.cases,

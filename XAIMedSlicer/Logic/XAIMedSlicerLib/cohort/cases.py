@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +73,27 @@ def read_cases(path: str | os.PathLike) -> list[Case]:
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise XAIError(f"{path.name} repeats case_id {', '.join(dup)}", "give every case its own case_id")
     return cases
+
+
+def write_demo_cohort(
+    folder: str | os.PathLike, cases: list[tuple[str, int, bool]], extra_rows: Sequence[str] = ()
+) -> Path:
+    """A ``cases.csv`` of the demo's seeded MNI152 cases ``(case_id, seed, lesion)`` in ``folder``: each
+    scan (and, with a lesion, its mask) and the bundled demo classifier; ``extra_rows`` are appended as
+    given. Returns the CSV's path."""
+    from ..demo.cases import make_case
+    from ..demo.model import CARD_PATH
+    from ..io.atomic import write_text
+    from ..io.volumes import write_volume
+
+    folder = Path(folder)
+    rows = ["case_id,image,model,mask"]
+    for case_id, seed, lesion in cases:
+        case = make_case(seed, lesion=lesion)
+        write_volume(case.image, folder / f"{case_id}.nii.gz")
+        mask = f"{case_id}_mask.nii.gz" if lesion else ""
+        if lesion:
+            write_volume(case.lesion_mask, folder / mask)
+        rows.append(f"{case_id},{case_id}.nii.gz,{CARD_PATH},{mask}")
+    write_text(folder / "cases.csv", "\n".join([*rows, *extra_rows]) + "\n")
+    return folder / "cases.csv"

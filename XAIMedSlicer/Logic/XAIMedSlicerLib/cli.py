@@ -107,6 +107,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "reinstall the package, or retrain it with `python -m XAIMedSlicerLib.demo.train`",
         )
     run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
+    if getattr(args, "view", False):  # --view: registered by web_cli.add_parser
+        from .web_cli import view_demo
+
+        return view_demo(args)
     return 0
 
 

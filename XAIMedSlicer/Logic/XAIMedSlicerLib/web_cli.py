@@ -43,8 +43,29 @@ def cmd_view(args: argparse.Namespace) -> int:
     )
 
 
+def view_demo(args: argparse.Namespace) -> int:
+    """``xaimed demo --view``: the viewer on the demo case just written (scan, tissue labels, result)."""
+    from pathlib import Path
+
+    from .demo.model import CARD_PATH
+
+    out = Path(args.out)
+    return serve(
+        args,
+        image=out / "image.nii.gz",
+        model=CARD_PATH,
+        labels=out / "labels.nii.gz",
+        label_names=out / "label_names.json",
+        result=out,
+    )
+
+
 def add_parser(sub) -> None:
-    """Register ``xaimed view``."""
+    """Register ``xaimed view``, and ``--view`` (with the server options) on ``xaimed demo``."""
     view = sub.add_parser("view", help="web viewer: slice and 3D views, Explain, overlay, structure table")
     add_view_arguments(view)
     view.set_defaults(func=cmd_view)
+    demo = sub.choices.get("demo")
+    if demo is not None:
+        demo.add_argument("--view", action="store_true", help="then open the web viewer on the demo case")
+        add_view_arguments(demo, inputs=False)

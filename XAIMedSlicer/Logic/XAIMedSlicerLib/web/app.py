@@ -21,6 +21,8 @@ from .scene_link import LAYOUT, slicer_scene, view_geometry
 
 log = logging.getLogger(__name__)
 GEOMETRY_POLL_S = 0.5
+TOP_OUTLINES = 5  # outlines of the structures with the largest share (and of the selected one)
+OPACITY_3D = 0.35
 PREDICTED = "predicted"
 
 
@@ -67,6 +69,7 @@ class XAIViewer:
             s.names_path = str(label_names)
         if result is not None:
             s.result_path = str(result)
+        s.message = ""
         with self._reported():
             self._load_model()
             self._load_scan()
@@ -144,13 +147,28 @@ class XAIViewer:
         self._render()
 
     def _show_outlines(self, visible: bool) -> None:
+        """Thin 2D outlines (no fill) of the top structures by share and of the selected one; the label
+        map layer stays hidden (one outline per structure, not two). 3D: the same segments, faint."""
+        from ..scene import segment_ids
+
         segmentation = self.bundle.segmentation_node if self.bundle is not None else self.request.structures
-        if segmentation is not None and segmentation.GetDisplayNode() is not None:
-            display = segmentation.GetDisplayNode()
-            display.SetVisibility(visible)
-            display.SetVisibility2DFill(False)
         for tag in self.ss.slice_logics:
-            self.ss.composite_node(tag).SetLabelOpacity(1.0 if visible else 0.0)
+            self.ss.composite_node(tag).SetLabelOpacity(0.0)
+        if segmentation is None or segmentation.GetDisplayNode() is None:
+            return
+        display = segmentation.GetDisplayNode()
+        display.SetVisibility(visible)
+        display.SetVisibility2DFill(False)
+        display.SetSliceIntersectionThickness(1)
+        display.SetOpacity3D(OPACITY_3D)
+        shown = set(segment_ids(segmentation))
+        if self.bundle is not None and self.state.rows:
+            rows = list(range(min(TOP_OUTLINES, len(self.state.rows))))
+            if self.state.selected_row >= 0:
+                rows.append(self.state.selected_row)
+            shown = set(self.session.segments_for_rows(self.bundle, rows))
+        for segment_id in segment_ids(segmentation):
+            display.SetSegmentVisibility(segment_id, segment_id in shown)
 
     def select_row(self, index) -> None:
         """A structure-table row was clicked: every view goes to its peak, its segment is highlighted."""
@@ -165,6 +183,7 @@ class XAIViewer:
             )
             if self.state.only_inside:
                 self.apply_display()
+            self._show_outlines(bool(self.state.outlines))
             self._render()
 
     # ---- explain ------------------------------------------------------------------------------
@@ -185,7 +204,7 @@ class XAIViewer:
                     raise XAIError("no scan loaded", "type the scan's path and press Load")
                 if not s.model_path:
                     raise XAIError("no model loaded", "type the model's path and press Load")
-                p.method = s.method
+                p.method, p.validateMap = s.method, bool(s.validate)
                 p.targetClass = "" if s.target in (None, PREDICTED) else str(s.target)
                 node = await self.job.run(p)
                 if node is None:

@@ -49,6 +49,7 @@ def initial_state(state) -> None:
             "method": "gradcam",
             "targets": ["predicted"],
             "target": "predicted",
+            "validate": False,
             "running": False,
             "progress": 0,
             "stage": "",
@@ -133,6 +134,13 @@ def _explain(viewer, v3, html) -> None:
     html.Div("{{ model_text }}", id="xaimed-model", classes="text-caption mb-1")
     v3.VSelect(v_model=("method",), items=("methods",), label="Method", id="xaimed-method", density="compact")
     v3.VSelect(v_model=("target",), items=("targets",), label="Target", id="xaimed-target", density="compact")
+    v3.VSwitch(
+        v_model=("validate",),
+        label="Check the map (randomisation, deletion; slower)",
+        id="xaimed-validate",
+        density="compact",
+        hide_details=True,
+    )
     with html.Div(classes="d-flex"):
         v3.VBtn(
             "Explain",

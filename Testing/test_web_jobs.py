@@ -1,0 +1,155 @@
+"""The web viewer's Explain, Cancel and bad input, in a real browser, on a demo case and the demo
+classifier (real weights) run by the worker process the Slicer module uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from test_web_support import (
+    REPO,
+    browser_page,
+    coloured,
+    geometry,
+    ras_to_pixel,
+    view_image,
+    viewer_server,
+    wait_until,
+)
+
+SEED = 12345
+SLICE_TAGS = ("Red", "Green", "Yellow")
+
+
+@pytest.fixture(scope="module")
+def demo_viewer(tmp_path_factory):
+    from XAIMedSlicerLib.demo.cases import make_case
+    from XAIMedSlicerLib.demo.model import CARD_PATH
+    from XAIMedSlicerLib.demo.run import write_case
+
+    folder = tmp_path_factory.mktemp("demo-case")
+    case = make_case(SEED, lesion=True)
+    write_case(case, folder)
+    args = ["--image", str(folder / "image.nii.gz"), "--labels", str(folder / "labels.nii.gz")]
+    args += ["--label-names", str(folder / "label_names.json"), "--model", str(CARD_PATH)]
+    with viewer_server(*args) as (url, process), browser_page(url) as page:
+        yield page, process, case, folder
+
+
+def _choose(page, element_id: str, text: str) -> None:
+    page.locator(f"#{element_id}").click(force=True)  # Vuetify's field overlay takes the click
+    page.get_by_role("option", name=text, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def _text(page, element_id: str) -> str:
+    """The element's text; "" when it is not in the page (the message is shown only when there is one)."""
+    element = page.locator(f"#{element_id}")
+    return (element.text_content() or "").strip() if element.count() else ""
+
+
+def _workers(process) -> list:
+    return [
+        p
+        for p in psutil.Process(process.pid).children(recursive=True)
+        if "XAIMedSlicerLib.worker" in " ".join(p.cmdline())
+    ]
+
+
+def test_explain_runs_in_the_worker_and_shows_its_map_at_the_peak(demo_viewer):
+    from XAIMedSlicerLib.demo.model import CARD_PATH
+    from XAIMedSlicerLib.explain import explain
+
+    page, process, case, _folder = demo_viewer
+    torch.set_num_threads(1)
+    _choose(page, "xaimed-method", "gradcam")
+    _choose(page, "xaimed-target", "lesion")
+    page.locator("#xaimed-explain").click()
+    stages = set()
+
+    def finished():
+        stages.add(_text(page, "xaimed-stage"))
+        return _text(page, "xaimed-status").startswith("explained")
+
+    wait_until(finished, timeout=240, step=0.2)
+    assert _text(page, "xaimed-message") == ""
+    # the page was updated while the worker ran: several stages came through the event loop
+    assert len({s for s in stages if s}) >= 3, stages
+    assert len(_workers(process)) == 0  # the worker process has ended
+
+    # the same explanation computed here: the views are centred on its attribution peak
+    expected = explain(
+        case.image, CARD_PATH, "gradcam", "lesion", labels=case.labels, label_names=case.label_names, seed=0
+    )
+    peak = np.asarray(expected.peak_ras())
+    g = wait_until(lambda: geometry(page) if page.locator("#xaimed-structures tbody tr").count() else None)
+    for tag in SLICE_TAGS:
+        column, row, z = ras_to_pixel(g, tag, peak)
+        w, h = g[tag]["size"]
+        assert abs(z) < 1e-3 and abs(column - (w - 1) / 2) <= 1.0 and abs(row - (h - 1) / 2) <= 1.0, tag
+    names = [r.locator("td").first.text_content() for r in page.locator("#xaimed-structures tbody tr").all()]
+    expected_rows = sorted(expected.structures, key=lambda r: -r["positive_share"])
+    assert names == [r["name"] for r in expected_rows]
+
+    # the overlay is drawn at the peak in every slice view
+    def overlay_at_centre():
+        for tag in SLICE_TAGS:
+            w, h = g[tag]["size"]
+            assert coloured(view_image(page, tag))[h // 2 - 1 : h // 2 + 2, w // 2 - 1 : w // 2 + 2].any(), (
+                tag
+            )
+        return True
+
+    wait_until(overlay_at_centre, timeout=20)
+    page.locator(".v-expansion-panel-title", has_text="Inputs").click()  # show the result's panels
+    page.wait_for_timeout(800)
+    shot = REPO / "docs" / "web-viewer.png"
+    temporary = shot.with_name(".web-viewer.png.tmp")
+    page.screenshot(path=str(temporary), type="png")
+    os.replace(temporary, shot)
+
+
+def test_cancel_stops_a_long_job_and_leaves_the_scene_as_it_was(demo_viewer):
+    page, process, _case, _folder = demo_viewer
+    before = _text(page, "xaimed-colorbar")
+    _choose(page, "xaimed-method", "occlusion")
+    page.locator("#xaimed-explain").click()
+    wait_until(lambda: page.locator("#xaimed-cancel").is_enabled(), timeout=30)
+    wait_until(lambda: _workers(process), timeout=60)
+    wait_until(lambda: _text(page, "xaimed-stage") not in ("", "starting the worker"), timeout=120)
+    page.locator("#xaimed-cancel").click()
+    wait_until(lambda: _text(page, "xaimed-status") == "cancelled", timeout=30, step=0.1)
+    wait_until(lambda: not _workers(process), timeout=10)
+    assert page.locator("#xaimed-explain").is_enabled()
+    after = _text(page, "xaimed-colorbar")
+    assert after == before  # no new result was loaded
+    assert process.poll() is None
+
+
+def test_unreadable_scan_gives_a_message_in_the_page_and_the_server_keeps_running(demo_viewer, tmp_path):
+    page, process, _case, folder = demo_viewer
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"this is not a NIfTI file" * 10)
+    field = page.locator("#xaimed-scan_path")
+    field.fill(str(broken))
+    page.locator("#xaimed-load").click()
+    message = wait_until(lambda: _text(page, "xaimed-message"), timeout=30)
+    assert "cannot read" in message and "broken.nii.gz" in message and "\n" not in message
+    assert process.poll() is None
+    # still serving: a model that is no model is another one-line message, then a good scan loads
+    page.locator("#xaimed-model_path").fill(str(tmp_path))
+    page.locator("#xaimed-load").click()
+    wait_until(lambda: "neither a MONAI bundle nor a MeshNet" in _text(page, "xaimed-message"), timeout=30)
+    from XAIMedSlicerLib.demo.model import CARD_PATH
+
+    page.locator("#xaimed-model_path").fill(str(CARD_PATH))
+    field.fill(str(Path(folder) / "image.nii.gz"))
+    page.locator("#xaimed-load").click()
+    wait_until(lambda: _text(page, "xaimed-status") == "loaded image.nii.gz", timeout=30)
+    assert _text(page, "xaimed-message") == ""
+    assert page.locator("#xaimed-explain").is_enabled()

@@ -106,11 +106,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"the demo classifier is missing from this installation ({CARD_PATH.name})",
             "reinstall the package, or retrain it with `python -m XAIMedSlicerLib.demo.train`",
         )
-    run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
-    if getattr(args, "view", False):  # --view: registered by web_cli.add_parser
-        from .web_cli import view_demo
+    if getattr(args, "cxr", False):  # a chest radiograph and the 2D demo classifier (demo/cxr_run.py)
+        from .demo.cxr_run import run_cxr_demo
 
-        return view_demo(args)
+        run_cxr_demo(args.out, seed=args.seed, method=args.method, force=args.force)
+    else:
+        run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
     return 0
 
 
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="case seed (default: a fresh one)")
     demo.add_argument("--method", default="gradcam")
     demo.add_argument("--force", action="store_true")
+    demo.add_argument("--cxr", action="store_true", help="a chest radiograph with an inserted nodule instead")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("benchmark", help="synthetic-lesion benchmark of every method on real anatomy")

@@ -91,9 +91,21 @@ def test_result_equals_in_process_explain_and_progress_keeps_coming(inputs, tmp_
     assert sorted(p.name for p in outcome.out_dir.iterdir()) == [
         "attribution.nrrd",
         "explanation.json",
+        "explanation.txt",
+        "facts.json",
         "provenance.json",
+        "report.html",
         "result.json",
+        "rules.json",
     ]
+    # the module and the web viewer show the same rules and words as `xaimed explain` writes
+    from XAIMedSlicerLib.reasoning import write_reasoning
+
+    write_reasoning(direct, tmp_path / "direct")
+    assert (outcome.out_dir / "explanation.txt").read_text() == (
+        tmp_path / "direct" / "explanation.txt"
+    ).read_text()
+    assert "<html" in (outcome.out_dir / "report.html").read_text().lower()
     assert leftovers(folder) == ["out"]
 
 

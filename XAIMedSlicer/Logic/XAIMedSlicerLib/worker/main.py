@@ -209,6 +209,13 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
     provenance["attempts"] = failed
     save_explanation(replace(explanation, provenance=provenance), partial, image_path=job.image)
     write_json(partial / "provenance.json", provenance)
+    report("write", 0.5, "rules, text and report")
+    from ..reasoning import write_reasoning
+    from ..report import write_report
+
+    # the same rules.json / explanation.txt / facts.json / report.html as `xaimed explain` writes
+    write_reasoning(explanation, partial, validation=validation, model=loaded)
+    write_report(partial)
     return {
         "mode": "explain",
         "attribution": "attribution.nrrd",

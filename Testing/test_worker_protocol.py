@@ -93,6 +93,9 @@ def test_result_equals_in_process_explain_and_progress_keeps_coming(inputs, tmp_
         "explanation.json",
         "explanation.txt",
         "facts.json",
+        "figure_axial.png",
+        "figure_coronal.png",
+        "figure_sagittal.png",
         "provenance.json",
         "report.html",
         "result.json",
@@ -105,7 +108,8 @@ def test_result_equals_in_process_explain_and_progress_keeps_coming(inputs, tmp_
     assert (outcome.out_dir / "explanation.txt").read_text() == (
         tmp_path / "direct" / "explanation.txt"
     ).read_text()
-    assert "<html" in (outcome.out_dir / "report.html").read_text().lower()
+    page = (outcome.out_dir / "report.html").read_text()
+    assert "<html" in page.lower() and page.count("data:image/png;base64,") >= 3  # the key slices
     assert leftovers(folder) == ["out"]
 
 

@@ -215,6 +215,7 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
 
     # the same rules.json / explanation.txt / facts.json / report.html as `xaimed explain` writes
     write_reasoning(explanation, partial, validation=validation, model=loaded)
+    _figures(explanation, partial)
     write_report(partial)
     return {
         "mode": "explain",
@@ -231,6 +232,15 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
         "provenance": provenance,
         "validation": validation,
     }
+
+
+def _figures(explanation, folder: Path) -> None:
+    """The annotated key slices (colour bar, letters, caption) for the report, on a scratch MRML scene."""
+    from ..scene import build_scene
+    from ..scene.figure import render_figures
+
+    bundle = build_scene(explanation)
+    render_figures(bundle, explanation, folder)
 
 
 def _segment(job: WorkerJob, image, loaded, partial: Path, report) -> dict:

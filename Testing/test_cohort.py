@@ -247,3 +247,6 @@ def test_bad_input_is_one_line_and_touches_nothing(cohort, tmp_path, capsys):
     code = main(["cohort", str(cohort / "cases.csv"), "--methods", "nomethod", "--out", str(tmp_path / "o")])
     assert code == 2 and "unknown attribution method" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    with pytest.raises(XAIError, match="cannot reach the Dask scheduler"):
+        run_cohort(cohort / "cases.csv", METHODS, tmp_path / "o", scheduler="tcp://127.0.0.1:1")
+    assert not (tmp_path / "o").exists()  # nothing was computed: no folder left behind

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,14 +131,16 @@ def run_cohort(
 
     ``cases``: a ``cases.csv`` path or :class:`Case` list. ``params``: method -> parameters.
     ``scheduler``: the address of a running Dask scheduler (default: a LocalCluster of ``workers``
-    processes with ``threads`` threads each). ``retries``: how often a task is rerun after its worker
-    died or it raised an unexpected error. ``worker_env``: environment variables of the LocalCluster's
+    processes with ``threads`` threads each). ``retries``: how often a task is rerun after it raised an
+    unexpected error and, on the LocalCluster, after its worker died (an existing scheduler applies its
+    own ``distributed.scheduler.allowed-failures``). ``worker_env``: environment variables of the LocalCluster's
     worker processes. ``serial`` runs in this process (the reference run).
     """
     start = time.perf_counter()
     report = progress or (lambda _f, _m: None)
     methods = _check_methods(methods, params)
     case_list = read_cases(cases) if isinstance(cases, str | os.PathLike) else list(cases)
+    fresh = not Path(out).exists()
     out = _prepare_out(Path(out))
     results = out / RESULTS
     study_path = Path(study) if study else out / "study.sqlite"
@@ -163,10 +166,16 @@ def run_cohort(
         else:
             cluster = {"scheduler": scheduler, "workers": workers, "threads": threads, "env": worker_env}
             execution = _run_dask(pending, cluster, retries, device, worker_info)
-        for key, row in execution:
-            computed[key] = row
-            done += 1
-            report(done / max(total, 1), f"{done}/{total} maps")
+        per_key = Counter(job["key"] for job in jobs)
+        try:
+            for key, row in execution:
+                computed[key] = row
+                done += per_key[key]
+                report(done / max(total, 1), f"{done}/{total} maps")
+        except XAIError:
+            if fresh and not computed:  # nothing done (no scheduler, say): leave no folder behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     for job in jobs:
         row = stored.get(job["key"]) or computed.get(job["key"])
         rows[(job["case"]["case_id"], job["method"])] = {**row, "case_id": job["case"]["case_id"]}

@@ -118,6 +118,7 @@ def test_xrv_bad_weights_are_one_line_errors(tmp_path):
         },
         "unknown torchxrayvision network": {**card, "network": {"name": "xrv.NoSuchNet"}},
         "do not fit the network": {**card, "network": {"name": "xrv.DenseNet", "args": {"num_classes": 3}}},
+        "spatial_dims 4 in the model card": {**card, "spatial_dims": 4},
     }
     for message, broken in cases.items():
         with pytest.raises(XAIError) as err:
@@ -140,11 +141,20 @@ def test_monai_2d_classifier_by_card_with_input_size(shared_data, tmp_path):
     )
     card["input_size"] = [96, 80]
     loaded = load_model(_write(tmp_path, card), device="cpu")
-    assert loaded.card.preprocessing.spacing == (2.0, 2.0, 1.0)
+    assert loaded.card.preprocessing.spacing == (2.0, 2.0, 0.0)
     image = read_radiograph(shared_data("cxr/pa_normal_cc0.jpg"), pixel_spacing=0.5)[0]
     model_input = prepare_input(image, loaded.card.preprocessing)
     assert model_input.tensor.shape[-1] == 1 and model_input.grid.array.shape[0] == 1
     np.testing.assert_allclose(model_input.grid.spacing, (2.0, 2.0, 1.0), atol=1e-6)
+    # a one-slice CT-like volume keeps its single slice and its thickness
+    from XAIMedSlicerLib.geometry.volume import Volume
+
+    thick = Volume(
+        np.random.default_rng(0).random((1, 40, 50), np.float32), (0.5, 0.5, 2.5), (0, 0, 0), np.eye(3)
+    )
+    thick_input = prepare_input(thick, loaded.card.preprocessing)
+    assert thick_input.tensor.shape[-1] == 1
+    np.testing.assert_allclose(thick_input.grid.spacing, (2.0, 2.0, 2.5), atol=1e-6)
     x2 = _rows_columns(model_input)
     x2 = F.interpolate(x2, size=(96, 80), mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
@@ -194,3 +204,44 @@ def test_torchscript_2d_by_card(tmp_path):
     with pytest.raises(XAIError) as err:
         get_method("gradcam").fn(loaded.network, x, ClassTarget(1), layer=SliceAdapter.TAP)
     assert "TorchScript" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bundled_cxr_classifier_reproduces_its_held_aside_accuracy():
+    from XAIMedSlicerLib.demo.cxr_cases import HELD_OUT_BASE, make_cxr_case
+    from XAIMedSlicerLib.demo.cxr_model import CARD_PATH, read_accuracy
+    from XAIMedSlicerLib.demo.cxr_run import demo_base
+    from XAIMedSlicerLib.demo.cxr_train import HELD_OUT_SEED_BASE
+
+    loaded = load_model(CARD_PATH, device="cpu")  # the card's sha256 is checked on load
+    recorded = read_accuracy()
+    assert recorded["weights_sha256"] == loaded.sha256
+    base, n = demo_base(), recorded["held_out_cases_unseen_radiograph"]
+    right = 0
+    with torch.no_grad():
+        for i in range(n):
+            case = make_cxr_case(base, HELD_OUT_SEED_BASE + i, base_name=HELD_OUT_BASE)
+            x = prepare_input(case.volume(), loaded.card.preprocessing).tensor
+            right += int(loaded.network(x).argmax(1).item() == case.label)
+    assert right / n == pytest.approx(recorded["held_out_accuracy_unseen_radiograph"], abs=1e-9)
+
+
+def test_cxr_demo_cli_end_to_end(tmp_path):
+    from XAIMedSlicerLib.cli import main
+    from XAIMedSlicerLib.io.volumes import read_volume
+
+    out = tmp_path / "cxr-demo"
+    assert main(["demo", "--cxr", "--seed", "7", "--out", str(out)]) == 0
+    report = json.loads((out / "demo.json").read_text())
+    image, attribution = read_volume(out / "image.nrrd"), read_volume(out / "attribution.nrrd")
+    mask = read_volume(out / "lesion_mask.nrrd")
+    assert attribution.same_grid(image) and mask.same_grid(image) and image.array.shape[0] == 1
+    k, j, i = np.unravel_index(int(np.argmax(attribution.array)), attribution.array.shape)
+    np.testing.assert_allclose(report["peak_ras"], attribution.index_to_ras((i, j, k)), atol=1e-4)
+    assert report["peak_in_lesion"] == bool(mask.array[k, j, i])
+    explanation = json.loads((out / "explanation.json").read_text())
+    assert explanation["target"]["name"] == "nodule or opacity"
+    assert (out / "report.html").exists()
+    # a second run into the same folder is refused (exit 2) and leaves the first run's files as they were
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["demo", "--cxr", "--seed", "8", "--out", str(out)]) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

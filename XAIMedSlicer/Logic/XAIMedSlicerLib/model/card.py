@@ -33,8 +33,9 @@ class Preprocessing:
             )
         spacing = d.get("spacing")
         size = d.get("spatial_size") or d.get("roi_size")
-        # 2D cards give (x, y); the one-slice volume's k axis keeps its single slice
-        spacing = list(spacing) + [1.0] if spacing and len(spacing) == 2 else spacing
+        # 2D cards give (x, y); the one-slice volume's k axis keeps its single slice and its own
+        # thickness (MONAI's Spacing keeps the spacing of a non-positive pixdim)
+        spacing = list(spacing) + [0.0] if spacing and len(spacing) == 2 else spacing
         size = list(size) + [1] if size and len(size) == 2 else size
         return cls(
             orientation=d.get("orientation"),

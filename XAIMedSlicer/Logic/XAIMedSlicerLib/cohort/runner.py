@@ -133,8 +133,8 @@ def run_cohort(
     ``scheduler``: the address of a running Dask scheduler (default: a LocalCluster of ``workers``
     processes with ``threads`` threads each). ``retries``: how often a task is rerun after it raised an
     unexpected error and, on the LocalCluster, after its worker died (an existing scheduler applies its
-    own ``distributed.scheduler.allowed-failures``). ``worker_env``: environment variables of the LocalCluster's
-    worker processes. ``serial`` runs in this process (the reference run).
+    own ``distributed.scheduler.allowed-failures``). ``worker_env``: environment variables of the
+    LocalCluster's worker processes. ``serial`` runs in this process (the reference run).
     """
     start = time.perf_counter()
     report = progress or (lambda _f, _m: None)

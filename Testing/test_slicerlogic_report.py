@@ -92,3 +92,16 @@ def test_label_texts(tmp_path, shared_data):
     assert device_text(Probe()) == "No CUDA GPU found: the CPU is used."
     Probe.devices = None
     assert device_text(Probe()) is None
+
+
+def test_dependencies_found_installed_nothing_handed_to_pip():
+    from pathlib import Path
+
+    from XAIMedSlicerLib.slicerlogic.dependencies import ensure_dependencies
+    from XAIMedSlicerLib.slicerlogic.requirements import missing_requirements, read_requirements
+
+    requirements = Path(__file__).resolve().parents[1] / "XAIMedSlicer" / "Resources" / "requirements.txt"
+    wanted = install_plan(read_requirements(requirements), torch_extension=False)
+    assert "torch>=2.1" in wanted and len(wanted) > 3
+    assert missing_requirements(wanted) == []  # this venv has them all (else pip would be called below)
+    assert ensure_dependencies(requirements) == []

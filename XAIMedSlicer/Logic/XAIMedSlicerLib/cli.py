@@ -9,6 +9,7 @@ import time
 
 from .cohort_cli import add_parser as add_cohort_parser
 from .errors import XAIError
+from .report_cli import add_parser as add_report_parser
 from .study_cli import add_parser as add_study_parser
 from .web_cli import add_parser as add_view_parser
 
@@ -112,6 +113,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_cxr_demo(args.out, seed=args.seed, method=args.method, force=args.force)
     else:
         run_demo(args.out, seed=args.seed, method=args.method, force=args.force)
+    if getattr(args, "view", False):  # --view: registered by web_cli.add_parser
+        from .web_cli import view_demo
+
+        return view_demo(args)
     return 0
 
 
@@ -146,16 +151,26 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_methods(_args: argparse.Namespace) -> int:
+def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import available_methods, get_method
 
-    for name in available_methods():
+    names = [args.name] if getattr(args, "name", None) else available_methods()
+    for name in names:
         spec = get_method(name)
         kind = "signed" if spec.signed else "unsigned"
         print(
             f"{name:16s} {kind:9s} {spec.description}"
             + (f"  [warning: {spec.warning}]" if spec.warning else "")
         )
+        if getattr(args, "name", None):  # the declared schema: what --param accepts
+            for row in spec.params.schema():
+                extra = f"; one of {', '.join(map(str, row['choices']))}" if row["choices"] else ""
+                lo, hi = row["minimum"], row["maximum"]
+                if lo is not None or hi is not None:
+                    extra += f"; at least {lo}" if hi is None else f"; {'-inf' if lo is None else lo} to {hi}"
+                print(
+                    f"  --param {row['name']}=…  {row['type']}, default {row['default']!r}: {row['help']}{extra}"
+                )
     return 0
 
 
@@ -219,11 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.set_defaults(func=cmd_benchmark)
 
-    methods = sub.add_parser("methods", help="list the attribution methods")
+    methods = sub.add_parser("methods", help="list the attribution methods (or one method's parameters)")
+    methods.add_argument("name", nargs="?", help="a method: list its parameters (what --param accepts)")
     methods.set_defaults(func=cmd_methods)
     add_study_parser(sub)
     add_cohort_parser(sub)
     add_view_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

@@ -36,7 +36,7 @@ def presenter_for(ss) -> ModulePresenter:
 
 
 def paint(node, segment_id, reference_node, box) -> np.ndarray:
-    """A brush stroke over a box of voxels [k0:k1, j0:j1, i0:i1] (the paint effect's call); returns the mask."""
+    """A brush stroke over voxels [k0:k1, j0:j1, i0:i1] (the paint effect's call); returns the mask."""
     import slicer
     import vtk
 

@@ -1,10 +1,8 @@
 """XAIMedSlicer: explain what MONAI 3D networks see in CT and MRI volumes.
 
-Thin module layer: widget wiring, the parameter node, dependency installation. Everything else lives in
-the Qt-free package ``XAIMedSlicerLib.slicerlogic`` (``Logic/`` next to this file), tested headless:
-``ExplainSession`` (jobs, results, display, navigation), ``annotate.AnnotationController`` (Annotate
-disagreement), ``reader_controller.ReaderStudyController`` (Reader study), ``report_view`` (Report),
-``texts`` (what the labels say) and ``selftest`` (the scenarios of XAIMedSlicerTest).
+Thin wiring: widgets, the parameter node, dependencies. The work is in the Qt-free, headless-tested
+``XAIMedSlicerLib.slicerlogic`` (``Logic/``): ``presenter`` (every widget action and what the widgets show),
+``ExplainSession``, ``annotate``, ``reader_controller``, ``report_view``, ``texts`` and ``selftest``.
 """
 
 import enum
@@ -41,8 +39,7 @@ _LOGIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Logic")
 if _LOGIC_DIR not in sys.path:
     sys.path.insert(0, _LOGIC_DIR)
 
-# Registered attribution methods (Testing/test_module_ui.py checks this against the method registry,
-# which cannot be imported here without importing PyTorch).
+# The registered methods (Testing/test_module_ui.py checks them; the registry would import PyTorch).
 METHODS = ("gradcam", "gradcampp", "ig", "input_x_gradient", "occlusion", "saliency", "smoothgrad",
            "guided_backprop", "attention_rollout", "attention_relevance")  # fmt: skip
 DEVICES = ("auto", "cuda", "cpu")
@@ -280,8 +277,7 @@ class XAIMedSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             )
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.logic.presenter.reader.close()
-        self._apply(self.logic.presenter.reader_view())
+        self._apply(self.logic.presenter.scene_closing())
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -493,4 +489,3 @@ class XAIMedSlicerTest(ScriptedLoadableModuleTest):
         self.assertTrue(r["voxels_equal"])
         self.assertEqual(selftest.failures(r), [])
         self.assertLess(r["grid_error_mm"], 1e-4)
-        self.delayDisplay("Test passed")

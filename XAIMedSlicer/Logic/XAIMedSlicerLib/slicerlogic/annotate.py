@@ -25,7 +25,14 @@ from ..errors import XAIError
 from ..study.annotation import DisagreementAnnotation, Provenance
 from ..study.coding import CATEGORIES, category, terminology_entry
 from ..study.store import CaseSpec, Study
-from .annotation import SavedAnnotation, export_seg, open_study, reader_agreement, region_mask
+from .annotation import (
+    SavedAnnotation,
+    case_provenance,
+    export_seg,
+    open_study,
+    reader_agreement,
+    region_mask,
+)
 
 CODE_TAG = "XAIMed.code"
 ROLE = "disagreement"
@@ -228,18 +235,9 @@ class AnnotationController:
         if not reader.strip():
             raise XAIError("a reader ID is required", "give the reader's ID or initials")
         self.ensure_case(case_id, method, reference_node, attribution_node)
-        case = study.case(case_id)
-        ref = study.attribution_ref(case_id, method)
-        provenance = Provenance(
-            case_id=case_id,
-            reader=reader.strip(),
-            method=method,
-            model_hash=case["model_hash"],
-            target=case["target"],
-            attribution_ref=ref,
-        )
+        provenance = case_provenance(study, case_id, reader, method)
         annotation = self.annotation_of(node, reference_node, provenance, note, code)
-        attribution = self._attribution(ref, attribution_node, annotation)
+        attribution = self._attribution(provenance.attribution_ref, attribution_node, annotation)
         annotation_id = study.save_annotation(annotation, attribution=attribution, k_percent=k_percent)
         row = next(r for r in study.annotations() if r["id"] == annotation_id)
         keys = (*METRIC_NAMES, "k_percent")
@@ -275,8 +273,8 @@ class AnnotationController:
             node, reference_node, case_id=case_id, method=method, attribution_node=map_node, **fields
         )
         pairs = reader_agreement_text(self.reader_agreement(case_id, method))
-        text = f"Saved annotation {saved.annotation_id} ({case_id}, {method}).\n{agreement_text(saved.agreement)}"
-        return saved, text + (f"\n{pairs}" if pairs else "")
+        text = f"Saved annotation {saved.annotation_id} ({case_id}, {method}).\n"
+        return saved, text + agreement_text(saved.agreement) + (f"\n{pairs}" if pairs else "")
 
     def reader_agreement(self, case_id: str, method: str) -> list[dict]:
         """Dice between each pair of readers (latest versions) of one case and map."""

@@ -9,6 +9,7 @@ API (small on purpose):
 * ``save_disagreement(study, case_id, reference, mask, code, reader, note, method, attribution)``: a new
   annotation version in the study database with the map's provenance, exact geometry and the agreement;
   returns ``SavedAnnotation(annotation_id, agreement dict)``.
+* ``case_provenance(study, case_id, reader, method)``: the provenance a new annotation of a case gets.
 * ``reader_agreement(study, case_id, method)``: Dice between every pair of readers' latest annotations.
 * ``export_seg(study, annotation_id, source_series, out)``: DICOM SEG (never overwrites ``out``).
 """
@@ -69,6 +70,19 @@ def open_study(study: Study | str | os.PathLike) -> Study:
     return Study.open(study)
 
 
+def case_provenance(study: Study, case_id: str, reader: str, method: str) -> Provenance:
+    """The provenance of a new annotation of ``case_id`` by ``reader`` on the map of ``method``."""
+    case = study.case(case_id)
+    return Provenance(
+        case_id=case_id,
+        reader=reader.strip(),
+        method=method,
+        model_hash=case["model_hash"],
+        target=case["target"],
+        attribution_ref=study.attribution_ref(case_id, method),
+    )
+
+
 def save_disagreement(
     study: Study,
     *,
@@ -88,16 +102,8 @@ def save_disagreement(
     category(code)  # one-line error for an unknown code
     if method not in study.methods:
         raise XAIError(f"method {method} is not in the study", f"use one of {study.methods}")
-    case = study.case(case_id)
-    ref = study.attribution_ref(case_id, method)
-    provenance = Provenance(
-        case_id=case_id,
-        reader=reader.strip(),
-        method=method,
-        model_hash=case["model_hash"],
-        target=case["target"],
-        attribution_ref=ref,
-    )
+    provenance = case_provenance(study, case_id, reader, method)
+    ref = provenance.attribution_ref
     annotation = DisagreementAnnotation.empty(reference, provenance, note)
     annotation.add(mask, code, comment=note)
     if attribution is None and ref and Path(ref).is_file():

@@ -222,6 +222,11 @@ class ModulePresenter:
         self.job.process.cancel()
         return {"statusLabel": {"text": self.tr("Cancelling...")}}
 
+    def scene_closing(self) -> dict:
+        """The scene is about to close: the reader study pauses (its nodes go); the section's view."""
+        self.reader.close()
+        return self.reader_view()
+
     def close(self) -> None:
         """Module cleanup: cancel a running job, close the studies."""
         if self.job is not None:
@@ -337,7 +342,8 @@ class ModulePresenter:
         return {**self.reader_view(), "readerStatusLabel": {"text": ""}}
 
     def _on_map_changed(self, values, p) -> dict:
-        if self.reader.view is not None and values.get("readerMapComboBox", -1) >= 0:
+        index = values.get("readerMapComboBox")
+        if self.reader.view is not None and index is not None and index >= 0:
             self.reader.show_map(self._label(values))
 
     def _on_rate(self, values, p) -> dict:

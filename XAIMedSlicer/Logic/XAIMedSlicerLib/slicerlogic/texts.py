@@ -17,7 +17,7 @@ def _same(text: str) -> str:
 
 
 def model_info(path, tr: Tr = _same) -> tuple[str, list[str]]:
-    """(label text, class names) of a model path, read without PyTorch; a bad path gives its one-line error."""
+    """(label text, class names) of a model path, read without PyTorch; a bad path: its one-line error."""
     if not is_set(path):
         return tr("No model selected."), []
     from ..worker.summary import model_summary

@@ -17,6 +17,7 @@ import psutil
 import pytest
 import torch
 
+from XAIMedSlicerLib.errors import XAIError
 from XAIMedSlicerLib.explain import explain
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.volumes import read_volume, write_volume
@@ -183,6 +184,28 @@ def test_a_broken_model_file_is_a_one_line_user_error(inputs, tmp_path):
     assert outcome.status == "failed" and outcome.exit_code == ExitCode.USER_ERROR
     assert "broken.ts" in outcome.message and "Fix:" in outcome.message and "\n" not in outcome.message
     assert "Traceback" not in outcome.message
+    assert leftovers(folder) == []
+
+
+def test_parameters_typed_by_the_schema_in_the_worker(inputs, tmp_path):
+    """KEY=VALUE strings from the module reach the method typed; a misspelt one is the job's one-line error."""
+    from types import SimpleNamespace
+
+    from XAIMedSlicerLib.slicerlogic.request import method_parameter_items
+
+    items = method_parameter_items(SimpleNamespace(methodParameters="samples=3\nnoise=0.2 seed=5"))
+    assert items == ["samples=3", "noise=0.2", "seed=5"]
+    with pytest.raises(XAIError, match="is not KEY=VALUE"):
+        method_parameter_items(SimpleNamespace(methodParameters="samples"))
+    job, folder = new_job(inputs, tmp_path, method="smoothgrad", param_items=items)
+    outcome = run_job(job, folder, timeout=300)
+    assert outcome.status == "done", outcome.message
+    params = json.loads((outcome.out_dir / "provenance.json").read_text())["method"]["params"]
+    assert (params["samples"], params["noise"], params["seed"]) == (3, 0.2, 5)
+    job, folder = new_job(inputs, tmp_path / "bad", method="smoothgrad", param_items=["sampels=3"])
+    outcome = run_job(job, folder, timeout=300)
+    assert outcome.status == "failed" and outcome.exit_code == ExitCode.USER_ERROR
+    assert "has no parameter 'sampels'" in outcome.message and "\n" not in outcome.message
     assert leftovers(folder) == []
 
 

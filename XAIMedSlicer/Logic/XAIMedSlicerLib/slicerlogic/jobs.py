@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import XAIError
 from .inputs import region_arguments, segmentation_to_labels
-from .request import choice, is_set
+from .request import choice, is_set, method_parameter_items, sliding_window
 from .structures import model_colors
 
 
@@ -85,6 +85,8 @@ def _start_explain_in(ss, folder, request, fault) -> SessionJob:
         label_names={str(k): v for k, v in names.items()},
         device=request.device,
         params={"steps": int(request.igSteps)} if request.method == "ig" else {},
+        param_items=method_parameter_items(request),
+        sliding_window=sliding_window(request),
         chunk=int(request.chunkSize) or None,
         memory_budget_mb=float(request.memoryBudgetMB) or None,
         seed=int(request.seed),

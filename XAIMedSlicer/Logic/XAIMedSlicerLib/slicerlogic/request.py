@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import XAIError
+
 
 def is_set(path) -> bool:
     """Whether a path parameter holds a path (the parameter node's unset Path is ``Path(".")``)."""
@@ -53,3 +55,34 @@ class ExplainRequest:
     memoryBudgetMB: float = 0.0
     seed: int = 0
     validateMap: bool = True
+
+
+def method_parameter_items(request: ExplainRequest) -> list[str]:
+    """The request's ``KEY=VALUE`` method parameters (one per line or space separated).
+
+    They are typed and checked in the worker by the method's declared schema (``methods.params``),
+    since this side runs in Slicer's process without PyTorch: a misspelt or out-of-range parameter
+    comes back as the job's one-line error.
+    """
+    text = str(getattr(request, "methodParameters", "") or "")
+    items = [t for line in text.splitlines() for t in line.split()]
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise XAIError(f"method parameter '{item}' is not KEY=VALUE", "write it like samples=25")
+    return items
+
+
+def sliding_window(request: ExplainRequest) -> list[int] | None:
+    """The request's sliding-window size (three positive integers) or None."""
+    text = str(getattr(request, "slidingWindow", "") or "").replace(",", " ").split()
+    if not text:
+        return None
+    try:
+        size = [int(t) for t in text]
+    except ValueError:
+        size = []
+    if len(size) != 3 or min(size) < 1:
+        raise XAIError(
+            f"sliding window '{request.slidingWindow}' is not three sizes", "write it like 96 96 96"
+        )
+    return size

@@ -58,6 +58,7 @@ class WorkerJob:
     label_names: dict[str, str] = field(default_factory=dict)
     device: str = "auto"
     params: dict = field(default_factory=dict)
+    param_items: list[str] = field(default_factory=list)  # KEY=VALUE, typed in the worker by the schema
     chunk: int | None = None
     memory_budget_mb: float | None = None
     seed: int | None = None

@@ -86,6 +86,13 @@ def run(job: WorkerJob, emitter: Emitter) -> dict:
     from ..model.loader import load_model
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    if job.param_items:  # KEY=VALUE strings from the module or the web page, typed by the method's schema
+        from dataclasses import replace
+
+        from ..methods import get_method
+
+        parsed = get_method(job.method).params.parse(job.method, list(job.param_items))
+        job = replace(job, params={**job.params, **parsed}, param_items=[])
     out_dir = Path(job.out_dir)
     if out_dir.exists():
         raise XAIError(f"output folder {out_dir} already exists", "give the worker a new output folder")

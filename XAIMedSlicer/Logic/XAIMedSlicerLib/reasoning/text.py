@@ -95,9 +95,8 @@ def _body(fact) -> str:
         )
     if isinstance(fact, MaskingFact):
         if fact.status != "checked":
-            return (
-                f"The anatomy-masking check for *{fact.predicted_class}* was {fact.status} ({fact.reason})."
-            )
+            verb = "was not run" if fact.status == "not checked" else "does not apply"
+            return f"The anatomy-masking check for *{fact.predicted_class}* {verb} ({fact.reason})."
         return (
             f"With the labelled anatomy masked out, the network gives *{fact.predicted_class}* a probability "
             f"of {_f(fact.masked_percent, PERCENT)}% and predicts *{fact.masked_class}*."
@@ -153,7 +152,7 @@ _PATTERNS = [
     ),
     (
         "masking_off",
-        r"The anatomy-masking check for \*(?P<p>.+?)\* was (?P<status>not checked|not applicable) "
+        r"The anatomy-masking check for \*(?P<p>.+?)\* (?P<status>was not run|does not apply) "
         r"\((?P<reason>.*)\)\.",
     ),
     (
@@ -218,7 +217,8 @@ def _fact(kind: str, m: re.Match):
     if kind in ("randomisation", "deletion"):
         return CheckFact(ref, kind, g["status"], float(g["v"]), float(g["t"]))
     if kind == "masking_off":
-        return MaskingFact(ref, g["status"], g["p"], None, None, g["reason"])
+        status = "not checked" if g["status"] == "was not run" else "not applicable"
+        return MaskingFact(ref, status, g["p"], None, None, g["reason"])
     if kind == "masking":
         return MaskingFact(ref, "checked", g["p"], float(g["v"]), g["c"])
     if kind == "rule":

@@ -11,12 +11,14 @@ import asyncio
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from ..errors import XAIError
 from ..slicerlogic import ExplainRequest, ExplainSession
 from . import loading, panel
 from .job import WebJob
+from .point import PointPicker, check_inside
 from .scene_link import LAYOUT, slicer_scene, view_geometry
 
 log = logging.getLogger(__name__)
@@ -53,9 +55,11 @@ class XAIViewer:
         self.bundle = None
         self.job = WebJob(self.session, self._on_progress)
         self._task: asyncio.Task | None = None
+        self.picker = PointPicker(self.slicer_app, self._on_point)
         panel.initial_state(self.state)
         panel.build_ui(self)
         self.state.change(*panel.DISPLAY_KEYS)(self._on_display_change)
+        self.state.change("point_mode")(self._on_point_mode)
         self.ctrl.on_server_ready.add(self._on_ready)
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -125,6 +129,7 @@ class XAIViewer:
         self.state.rows = panel.table_items(rows)
         self.state.selected_row = -1
         self.state.result_name = bundle.run_name
+        self.state.target_text = _target_text(bundle.attribution_node)
         self.apply_display()
         center_slice_views(self.ss, _peak_ras(bundle))
         self._render()
@@ -205,6 +210,10 @@ class XAIViewer:
                 if not s.model_path:
                     raise XAIError("no model loaded", "type the model's path and press Load")
                 p.method, p.validateMap = s.method, bool(s.validate)
+                point = self.picker.ras() if s.point_mode else None
+                p.targetRegion, p.targetPoint = (
+                    ("point", self.picker.node) if point is not None else ("predicted", None)
+                )
                 p.targetClass = "" if s.target in (None, PREDICTED) else str(s.target)
                 node = await self.job.run(p)
                 if node is None:
@@ -212,9 +221,24 @@ class XAIViewer:
                 else:
                     self.show_bundle(self.session.bundle_for_node(node))
                     s.status, s.stage, s.progress = f"explained: {s.result_name}", "done", 100
+                    if point is not None and self.picker.clicked_at is not None:
+                        s.click_s = round(time.perf_counter() - self.picker.clicked_at, 3)
         finally:
             with self.state:
                 s.running = False
+
+    def _on_point_mode(self, point_mode=False, **_kwargs) -> None:
+        with self._reported():
+            self.picker.enable(bool(point_mode))
+
+    def _on_point(self, ras) -> None:
+        """A click placed the target point: check it lies in the scan, then explain at once."""
+        with self.state, self._reported():
+            if self.scan_volume is None:
+                raise XAIError("no scan loaded", "load a scan before clicking a point")
+            check_inside(self.scan_volume, ras)
+            self.state.point_text = "point (RAS mm): " + ", ".join(f"{v:.1f}" for v in ras)
+            self.explain()
 
     def cancel(self) -> None:
         """Stop the running explanation (the worker is killed within its grace period)."""
@@ -278,6 +302,19 @@ class _Reported:
                 log.exception("XAIMedSlicer web viewer")
                 self.state.message = f"internal error: {type(error).__name__}: {error}"
         return True
+
+
+def _target_text(node) -> str:
+    """What was explained, from the map's provenance: class, region and its size."""
+    from ..scene import get_provenance
+
+    target = get_provenance(node).get("target") or {}
+    if not isinstance(target, dict) or not target:
+        return ""
+    text = f"target: {target.get('class_name', target.get('kind', ''))}"
+    if target.get("region"):
+        text += f", {target['region']} region of {target.get('region_voxels', '?')} voxels"
+    return text
 
 
 def _compact_legend(legend, bundle) -> None:

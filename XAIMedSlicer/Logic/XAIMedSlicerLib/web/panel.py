@@ -50,6 +50,10 @@ def initial_state(state) -> None:
             "targets": ["predicted"],
             "target": "predicted",
             "validate": False,
+            "point_mode": False,
+            "point_text": "",
+            "target_text": "",
+            "click_s": None,
             "running": False,
             "progress": 0,
             "stage": "",
@@ -135,6 +139,19 @@ def _explain(viewer, v3, html) -> None:
     v3.VSelect(v_model=("method",), items=("methods",), label="Method", id="xaimed-method", density="compact")
     v3.VSelect(v_model=("target",), items=("targets",), label="Target", id="xaimed-target", density="compact")
     v3.VSwitch(
+        v_model=("point_mode",),
+        label="Point target: click a slice view (segmentation networks)",
+        id="xaimed-point_mode",
+        density="compact",
+        hide_details=True,
+    )
+    html.Div("{{ point_text }}", id="xaimed-point", classes="text-caption")
+    html.Div(
+        "{{ click_s === null ? '' : 'click to overlay: ' + click_s + ' s' }}",
+        id="xaimed-click",
+        classes="text-caption",
+    )
+    v3.VSwitch(
         v_model=("validate",),
         label="Check the map (randomisation, deletion; slower)",
         id="xaimed-validate",
@@ -154,6 +171,7 @@ def _explain(viewer, v3, html) -> None:
     v3.VProgressLinear(model_value=("progress",), height=8, classes="my-2", id="xaimed-progress")
     html.Div("{{ stage }} {{ running ? progress + '%' : '' }}", id="xaimed-stage", classes="text-caption")
     html.Div("{{ status }}", id="xaimed-status", classes="text-caption")
+    html.Div("{{ target_text }}", id="xaimed-target-info", classes="text-caption")
 
 
 def _display(v3, html) -> None:

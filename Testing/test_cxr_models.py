@@ -206,8 +206,8 @@ def test_torchscript_2d_by_card(tmp_path):
     assert "TorchScript" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_bundled_cxr_classifier_reproduces_its_held_aside_accuracy():
-    from XAIMedSlicerLib.demo.cxr_cases import HELD_OUT_BASE, make_cxr_case
+def test_bundled_cxr_classifier_reproduces_its_held_aside_accuracy(shared_data):
+    from XAIMedSlicerLib.demo.cxr_cases import BASE_FILES, DEMO_BASE, load_base, make_cxr_case
     from XAIMedSlicerLib.demo.cxr_model import CARD_PATH, read_accuracy
     from XAIMedSlicerLib.demo.cxr_run import demo_base
     from XAIMedSlicerLib.demo.cxr_train import HELD_OUT_SEED_BASE
@@ -215,14 +215,19 @@ def test_bundled_cxr_classifier_reproduces_its_held_aside_accuracy():
     loaded = load_model(CARD_PATH, device="cpu")  # the card's sha256 is checked on load
     recorded = read_accuracy()
     assert recorded["weights_sha256"] == loaded.sha256
-    base, n = demo_base(), recorded["held_out_cases_unseen_radiograph"]
-    right = 0
-    with torch.no_grad():
+    bases = {name: load_base(shared_data(rel)) for name, rel in BASE_FILES.items() if name != DEMO_BASE}
+    bases[DEMO_BASE] = demo_base()
+    names, n = list(bases), recorded["held_out_cases"]
+    right = []
+    with torch.no_grad():  # the held-aside cases, regenerated and run through the pipeline's own path
         for i in range(n):
-            case = make_cxr_case(base, HELD_OUT_SEED_BASE + i, base_name=HELD_OUT_BASE)
+            name = names[i % len(names)]
+            case = make_cxr_case(bases[name], HELD_OUT_SEED_BASE + i, base_name=name)
             x = prepare_input(case.volume(), loaded.card.preprocessing).tensor
-            right += int(loaded.network(x).argmax(1).item() == case.label)
-    assert right / n == pytest.approx(recorded["held_out_accuracy_unseen_radiograph"], abs=1e-9)
+            right.append(int(loaded.network(x).argmax(1).item() == case.label))
+    # batched (training) and one-by-one (pipeline) passes may round a borderline case differently
+    assert abs(np.mean(right) - recorded["held_out_accuracy"]) <= 1.0 / n + 1e-12
+    assert recorded["held_out_accuracy"] >= 0.8
 
 
 def test_cxr_demo_cli_end_to_end(tmp_path):

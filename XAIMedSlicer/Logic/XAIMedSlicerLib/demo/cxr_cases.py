@@ -2,10 +2,10 @@
 
 A base radiograph is scaled to [0, 1] (0.5th-99.5th percentile) and resized to ``BASE_SIZE`` pixels a
 side (anti-aliased). Training bases are the real radiographs of ``../shared/data/cxr`` (read by
-:func:`load_base`); the demo ships one of them, the CC0 example radiograph, as a 128-pixel PNG asset
-(never trained on). Sizes below are in pixels of a ``BASE_SIZE`` image and scale with the image.
+:func:`load_base`); the demo ships one of them, the CC0 example radiograph, as a 128-pixel PNG
+asset. Sizes below are in pixels of a ``BASE_SIZE`` image and scale with the image.
 A case may be augmented (affine, gamma, noise) and then gets a lesion: a *nodule* (a round,
-Gaussian-profiled density of radius 3.5-7 px) or an *opacity* (a fainter, larger, irregular density of
+Gaussian-profiled density of radius 4-7 px) or an *opacity* (a fainter, larger, irregular density of
 three overlapping blobs), added where the lungs lie in a frontal radiograph (boxes per lung as
 fractions of the image). Its mask is where the added density exceeds a fifth of its peak.
 """
@@ -32,7 +32,7 @@ BASE_FILES = {
     "siim_cr": "cxr/siim_cr_monochrome2.dcm",
     "cc0_pa": "cxr/pa_normal_cc0.jpg",
 }
-HELD_OUT_BASE = "cc0_pa"  # never seen in training; the demo's own radiograph
+DEMO_BASE = "cc0_pa"  # the demo's own radiograph (CC0), shipped as a PNG asset
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,9 @@ def random_lesion(shape, rng: np.random.Generator, kind: str | None = None) -> L
     (r0, r1), (c0, c1) = LUNG_BOXES[side]
     centre = (rng.uniform(r0, r1) * shape[0], rng.uniform(c0, c1) * shape[1])
     if kind == "nodule":
-        radius, amplitude = rng.uniform(3.5, 7), rng.uniform(0.12, 0.3)
+        radius, amplitude = rng.uniform(4, 7), rng.uniform(0.18, 0.35)
     else:
-        radius, amplitude = rng.uniform(8, 14), rng.uniform(0.08, 0.18)
+        radius, amplitude = rng.uniform(8, 14), rng.uniform(0.12, 0.22)
     scale = shape[0] / BASE_SIZE
     return Lesion(kind, side, (float(centre[0]), float(centre[1])), float(radius * scale), float(amplitude))
 

@@ -4,8 +4,8 @@ explained by the bundled 2D classifier through the same ``explain()`` pipeline a
 ``run_cxr_demo(out_dir)`` writes the case (``image.nrrd``, a one-slice radiograph volume,
 ``lesion_mask.nrrd``, ``case.json``), every output of ``xaimed explain`` for it, and ``demo.json``
 (prediction, attribution peak and whether it lies inside the inserted lesion). Nothing is
-downloaded: the radiograph (the CC0 example radiograph, never trained on) and the model ship with
-this package.
+downloaded: the radiograph (the CC0 example radiograph, one of the four training radiographs; the
+lesion of a demo seed is new) and the model ship with this package.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import XAIError
 from ..io.atomic import write_json
 from ..io.volumes import write_volume
-from .cxr_cases import CLASSES, CxrCase, make_cxr_case
+from .cxr_cases import CLASSES, DEMO_BASE, CxrCase, make_cxr_case
 from .cxr_model import ASSETS, BASE_IMAGE_NAME, CARD_PATH
 from .run import _progress_bar, fresh_seed, peak_report
 
@@ -38,7 +38,7 @@ def demo_base() -> np.ndarray:
 
 def make_demo_case(seed: int) -> CxrCase:
     """The bundled radiograph with a lesion drawn by ``seed`` (not augmented)."""
-    return make_cxr_case(demo_base(), seed, lesion=True, augmented=False, base_name="cc0_pa")
+    return make_cxr_case(demo_base(), seed, lesion=True, augmented=False, base_name=DEMO_BASE)
 
 
 def lesion_centre_ras(case: CxrCase) -> tuple[float, float, float]:

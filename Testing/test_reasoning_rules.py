@@ -208,3 +208,14 @@ def test_a_user_rules_file_with_constants(tmp_path):
     assert result.fired and result.message == "watched structures hold much of it (top white matter)"
     (result,) = evaluate_rules(load_rules(path), just_short(result.rule))
     assert result.fired  # no threshold-specific change for this rule: the clean case itself
+
+
+@pytest.mark.parametrize(
+    "condition", ["predicted_class > 1", "share_in(5) > 0.1", "cannot_hold['tumour'] == 1"]
+)
+def test_conditions_that_fail_on_the_facts_are_one_line_errors(condition):
+    rules = parse_rules({"version": 1, "constants": {"cannot_hold": {"lesion": ["csf"]}},
+                         "rules": rule_doc(condition=condition)["rules"]})  # fmt: skip
+    with pytest.raises(XAIError, match="cannot be evaluated") as info:
+        evaluate_rules(rules, clean_facts())
+    assert "\n" not in str(info.value)

@@ -244,7 +244,7 @@ def test_cxr_demo_cli_end_to_end(tmp_path):
     np.testing.assert_allclose(report["peak_ras"], attribution.index_to_ras((i, j, k)), atol=1e-4)
     assert report["peak_in_lesion"] == bool(mask.array[k, j, i])
     explanation = json.loads((out / "explanation.json").read_text())
-    assert explanation["target"]["name"] == "nodule or opacity"
+    assert explanation["target"]["class_name"] == "nodule or opacity"
     assert (out / "report.html").exists()
     # a second run into the same folder is refused (exit 2) and leaves the first run's files as they were
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}

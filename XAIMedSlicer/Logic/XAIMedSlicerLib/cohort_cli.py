@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from .errors import XAIError
 
@@ -29,6 +31,19 @@ def method_params(methods: list[str], items: list[str]) -> dict[str, dict]:
     return {m: parse(m, values) for m, values in per_method.items() if values}
 
 
+@contextlib.contextmanager
+def _resumable(out: str):
+    """Ctrl-C ends the run with a note that the finished maps are kept (exit code 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(
+            f"xaimed: interrupted; the finished maps are kept in {out}, rerun the same command to resume",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+
+
 def _cell(value) -> str:
     if value is None or value == "":
         return ""
@@ -42,7 +57,7 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     params = method_params(args.methods, args.param or [])
     metrics = [] if args.metrics == ["none"] else args.metrics
     bar, update = _progress_bar("xaimed cohort")
-    with bar:
+    with bar, _resumable(args.out):
         run = run_cohort(
             args.cases,
             args.methods,

@@ -195,7 +195,7 @@ class ModulePresenter:
             error = str(exc) or type(exc).__name__
         finally:
             job.cleanup()
-        return {**view, **self.controls(p)}, True, error
+        return {**view, **(self.controls(p) if p is not None else {})}, True, error
 
     def start_device_probe(self) -> bool:
         """Start the device check once (in a background thread); True when it was started now."""

@@ -22,6 +22,9 @@ from .cxr_cases import CLASSES, DEMO_BASE, CxrCase, make_cxr_case
 from .cxr_model import ASSETS, BASE_IMAGE_NAME, CARD_PATH
 from .run import _progress_bar, fresh_seed, peak_report
 
+# occlusion's default box (16 voxels on every axis) does not fit a one-slice volume's single slice
+METHOD_PARAMS = {"occlusion": {"window": [16, 16, 1], "stride": [8, 8, 1]}}
+
 
 def demo_base() -> np.ndarray:
     """The bundled radiograph as the training script wrote it, scaled to [0, 1]."""
@@ -77,7 +80,13 @@ def run_cxr_demo(
         write_volume(mask, out.staging / "lesion_mask.nrrd")
         write_json(out.staging / "case.json", {"seed": seed, **case.describe()})
         expl = explain(
-            image, model, method, CLASSES[1], seed=seed, progress=lambda f, m: progress(0.05 + 0.8 * f, m)
+            image,
+            model,
+            method,
+            CLASSES[1],
+            seed=seed,
+            method_params=METHOD_PARAMS.get(method),
+            progress=lambda f, m: progress(0.05 + 0.8 * f, m),
         )
         progress(0.85, "writing outputs")
         write_explanation(expl, out.staging, scene=scene)

@@ -25,7 +25,7 @@ SETTERS = {
     "QWidget": {"enabled"},
     "qMRMLNodeComboBox": {"enabled"},
     "QProgressBar": {"value"},
-    "QTextBrowser": {"plainText", "html"},
+    "QTextBrowser": {"plainText", "html", "searchPaths"},
     "qMRMLTableView": {"MRMLTableNode"},
     "qMRMLSegmentsTableView": {"segmentationNode"},
 }

@@ -213,7 +213,7 @@ def test_explain_job_report_and_views(tmp_path):
     )
     assert report.explanation is None or text.startswith(report.explanation.strip())
     assert report.rules is None or "Rules:" in text
-    assert view["reportHtmlBrowser"] == {"html": report.html or ""}
+    assert view["reportHtmlBrowser"] == {"searchPaths": [], "html": report.html or ""}  # the folder is gone
     shown = presenter.show_result(p.result, p)
     assert shown["flagsLabel"]["text"].startswith(("Checks: ", "FAILS CHECKS: "))
     assert shown["reportTextBrowser"] == view["reportTextBrowser"]  # kept after the job folder was removed
@@ -226,7 +226,7 @@ def test_explain_job_report_and_views(tmp_path):
     (folder / "explanation.txt").write_text("The evidence lies in the blob.")
     view = presenter.act("report_folder", values(reportFolderPathLineEdit=str(folder)), p)
     assert view["reportTextBrowser"]["plainText"].startswith("The evidence lies in the blob.")
-    assert view["reportHtmlBrowser"] == {"html": ""}
+    assert view["reportHtmlBrowser"] == {"searchPaths": [str(folder)], "html": ""}
     assert presenter.tick(p)[1] and presenter.cancel() == {}  # idle: nothing runs, nothing to cancel
     presenter.close()
 

@@ -185,7 +185,8 @@ class ModulePresenter:
             if outcome.status == "done":
                 node = self.session.finish_job(job, outcome, p)
                 if job.mode == "explain":  # the job folder is removed below: keep its report
-                    view.update(self.report_view(self.reports.capture(node, outcome.out_dir)))
+                    report = self.reports.capture(node, outcome.out_dir)
+                    view.update(self.report_view(report, folder_stays=False))
                 view["progressBar"] = {"value": 100}
                 done = self.tr("Done in {seconds:.1f} s.").format(seconds=job.elapsed())
                 view["statusLabel"] = {"text": done}
@@ -367,10 +368,16 @@ class ModulePresenter:
 
     # ---- report -------------------------------------------------------------------------------
     @staticmethod
-    def report_view(report: ReportContents) -> dict:
+    def report_view(report: ReportContents, folder_stays: bool = True) -> dict:
+        """Text and rules in one browser, report.html in the other (its pictures found in its folder
+        while that folder stays; a job's folder is removed)."""
+        from pathlib import Path
+
+        stays = folder_stays and report.folder and Path(report.folder).is_dir()
+        folders = [report.folder] if stays else []
         return {
             "reportTextBrowser": {"plainText": report.plain_text()},
-            "reportHtmlBrowser": {"html": report.html or ""},
+            "reportHtmlBrowser": {"searchPaths": folders, "html": report.html or ""},
         }
 
     def _on_report_folder(self, values, p) -> dict:

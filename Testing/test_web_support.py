@@ -36,7 +36,7 @@ PLANTED = ((5, 1.0), (1, 0.6))  # (label, peak value): liver carries the global 
 SIGMA_MM, RADIUS_MM = 5.0, 10.0
 
 
-def planted_case(shared_data, folder: Path) -> dict:
+def planted_case(shared_data, folder: Path, planted=PLANTED) -> dict:
     """An explanation folder on the real CT crop whose map is two Gaussian blobs, each centred in the
     deepest voxel of a TotalSegmentator structure; returns the paths and the blob centres (RAS mm)."""
     from scipy import ndimage
@@ -56,7 +56,7 @@ def planted_case(shared_data, folder: Path) -> dict:
     ras = np.stack([ii, jj, kk], axis=-1) @ affine[:3, :3].T + affine[:3, 3]
     attribution = np.zeros(image.array.shape, np.float32)
     centres = {}
-    for label, value in PLANTED:
+    for label, value in planted:
         # depth inside the structure and inside the crop (the border counts as outside)
         depth = ndimage.distance_transform_edt(np.pad(labels.array == label, 1), sampling=image.spacing[::-1])
         depth = depth[1:-1, 1:-1, 1:-1]

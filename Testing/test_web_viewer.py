@@ -31,8 +31,18 @@ LIVER, SPLEEN = PLANTED[0][0], PLANTED[1][0]
 
 @pytest.fixture(scope="module")
 def viewer(shared_data, tmp_path_factory):
-    case = planted_case(shared_data, tmp_path_factory.mktemp("planted") / "result")
-    with viewer_server("--image", str(case["scan"]), "--result", str(case["result"])) as (url, _process):
+    folder = tmp_path_factory.mktemp("planted")
+    spleen_only = planted_case(shared_data, folder / "spleen-only", planted=PLANTED[1:])  # map B
+    case = planted_case(shared_data, folder / "result")  # map A, shown
+    args = [
+        "--image",
+        str(case["scan"]),
+        "--result",
+        str(spleen_only["result"]),
+        "--result",
+        str(case["result"]),
+    ]
+    with viewer_server(*args) as (url, _process):
         with browser_page(url) as page:
             yield page, case
 
@@ -192,3 +202,87 @@ def test_threshold_hides_the_weaker_blob_and_opacity_blends_linearly(viewer):
         # opacity 1: the colour map's entry of the peak value 1.0 (the top of the map's window)
         np.testing.assert_allclose(colour, top, atol=4)
         np.testing.assert_allclose(half, (grey + colour) / 2, atol=3)  # alpha blending at 0.5
+
+
+def test_click_in_a_view_selects_the_structure_under_it(viewer):
+    from scipy import ndimage
+
+    from XAIMedSlicerLib.io.volumes import read_volume
+
+    page, case = viewer
+    _click_row(page, case["names"][SPLEEN])
+    wait_until(lambda: _centre_of(page, case["centres"][SPLEEN]))
+    labels = read_volume(case["result"] / "labels.nrrd")
+    listed = {r["label"] for r in case["explanation"].structures}
+    g = geometry(page)
+    w, h = g["Red"]["size"]
+    m = np.asarray(g["Red"]["xy_to_ras"]).reshape(4, 4)
+    # a pixel of the axial view deep inside a listed structure other than the spleen, nearest the centre
+    target = None
+    grid = sorted(
+        ((c, r) for c in range(5, w - 5, 6) for r in range(5, h - 5, 6)),
+        key=lambda p: (p[0] - w / 2) ** 2 + (p[1] - h / 2) ** 2,
+    )
+    for column, row in grid:
+        ras = (m @ np.array([column, h - 1 - row, 0, 1]))[:3]
+        i, j, k = np.round(labels.ras_to_index(ras)).astype(int)
+        if not (0 <= i < labels.array.shape[2] and 0 <= j < labels.array.shape[1]):
+            continue
+        label = int(labels.array[k, j, i])
+        if label in listed and label != SPLEEN:
+            if ndimage.binary_erosion(labels.array[k] == label, iterations=2)[j, i]:
+                target = (column, row, label)
+                break
+    assert target, "no other structure on the axial view's middle row"
+    column, row, label = target
+    box = page.locator("img").nth(3).bounding_box()  # the axial view (Quad View: last)
+    page.mouse.click(box["x"] + column + 0.5, box["y"] + row + 0.5)
+    name = case["names"][label]
+    wait_until(lambda: _status_is(page, f"selected {name}"), timeout=20)
+    row = page.locator("#xaimed-structures tbody tr", has_text=name).first
+    assert "bg-primary" in (row.get_attribute("class") or "")
+    assert _centre_of(page, case["centres"][SPLEEN])  # a click selects; it does not move the views
+
+
+def _status_is(page, text: str) -> bool:
+    return (page.locator("#xaimed-status").text_content() or "").strip() == text
+
+
+def test_side_by_side_maps_share_the_slice_position(viewer):
+    page, case = viewer
+    _plain(page)
+    set_field(page, "xaimed-threshold", 0.1)
+    _click_row(page, case["names"][LIVER])
+    wait_until(lambda: _centre_of(page, case["centres"][LIVER]))
+    page.locator("#xaimed-compare").click(force=True)
+    page.get_by_role("option", name="XAIMed planted #1", exact=True).click()  # the spleen-only map B
+    page.keyboard.press("Escape")
+
+    def same_plane():
+        g = geometry(page)
+        if "Compare" not in g or page.locator("img").count() != 2:
+            return None
+        a, b = (np.asarray(g[t]["xy_to_ras"]) for t in ("Red", "Compare"))
+        return g if g["Red"]["size"] == g["Compare"]["size"] and np.abs(a - b).max() < 1e-4 else None
+
+    def centre_coloured(index, g):
+        w, h = g["Red"]["size"]
+        import io
+
+        from PIL import Image
+
+        shot = page.locator("img").nth(index).screenshot()
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(int)
+        return bool(coloured(pixels)[h // 2 - 2 : h // 2 + 3, w // 2 - 2 : w // 2 + 3].all())
+
+    g = wait_until(same_plane, timeout=30)
+    # at the liver's peak: map A has its liver blob, map B (spleen only) nothing
+    wait_until(lambda: centre_coloured(0, g) and not centre_coloured(1, g), timeout=20)
+    _click_row(page, case["names"][SPLEEN])
+    wait_until(lambda: _centre_of(page, case["centres"][SPLEEN]))
+    g = wait_until(same_plane, timeout=30)  # B followed A to the spleen's peak
+    wait_until(lambda: centre_coloured(0, g) and centre_coloured(1, g), timeout=20)
+    page.locator("#xaimed-compare").locator("xpath=ancestor::div[contains(@class,'v-field')]").locator(
+        ".v-field__clearable"
+    ).click()
+    wait_until(lambda: page.locator("img").count() == 4 and "Compare" not in geometry(page), timeout=30)

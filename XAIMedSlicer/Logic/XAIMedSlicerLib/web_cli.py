@@ -12,7 +12,11 @@ def add_view_arguments(parser: argparse.ArgumentParser, *, inputs: bool = True) 
         parser.add_argument("--model", help="model card (.json), MONAI bundle, TorchScript file or MeshNet")
         parser.add_argument("--labels", help="label map of anatomical structures")
         parser.add_argument("--label-names", help="JSON or colour table naming the labels")
-        parser.add_argument("--result", help="an explanation folder (xaimed explain --out) to show first")
+        parser.add_argument(
+            "--result",
+            action="append",
+            help="an explanation folder (xaimed explain --out) to show; repeat it for side by side",
+        )
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     parser.add_argument("--host", default="localhost", help="address to listen on")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")

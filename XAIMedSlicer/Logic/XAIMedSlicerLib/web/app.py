@@ -17,9 +17,11 @@ from pathlib import Path
 from ..errors import XAIError
 from ..slicerlogic import ExplainRequest, ExplainSession
 from . import loading, panel
+from .compare import CompareViews
 from .job import WebJob
 from .point import PointPicker, check_inside
 from .scene_link import LAYOUT, slicer_scene, view_geometry
+from .view_click import ViewClicks, label_at
 
 log = logging.getLogger(__name__)
 GEOMETRY_POLL_S = 0.5
@@ -48,6 +50,8 @@ class XAIViewer:
         self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
         self.layout_manager.set_layout(LAYOUT)
         self.ss = slicer_scene(self.slicer_app)
+        self.compare = CompareViews(self.slicer_app, self.layout_manager, self.ss)
+        self.results: dict[str, object] = {}  # run name -> SceneBundle, for side by side
         _make_global(self.ss)
         self.session = ExplainSession(self.ss)
         self.request = ExplainRequest()
@@ -56,10 +60,13 @@ class XAIViewer:
         self.job = WebJob(self.session, self._on_progress)
         self._task: asyncio.Task | None = None
         self.picker = PointPicker(self.slicer_app, self._on_point)
+        self.clicks = ViewClicks(self.slicer_app, self._on_view_click)
+        self._labels_cache: tuple | None = None  # (labelmap node ID, labels Volume)
         panel.initial_state(self.state)
         panel.build_ui(self)
         self.state.change(*panel.DISPLAY_KEYS)(self._on_display_change)
         self.state.change("point_mode")(self._on_point_mode)
+        self.state.change("compare_with")(self._on_compare)
         self.ctrl.on_server_ready.add(self._on_ready)
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -71,12 +78,18 @@ class XAIViewer:
                 s[key] = str(value)
         if label_names is not None:
             s.names_path = str(label_names)
+        results: list[str] = []  # earlier results to load first (``--result`` given more than once)
         if result is not None:
-            s.result_path = str(result)
+            results = [str(r) for r in (result if isinstance(result, list | tuple) else [result]) if str(r)]
+            s.result_path = results[-1] if results else ""
         s.message = ""
         with self._reported():
             self._load_model()
             self._load_scan()
+            for path in results[:-1]:  # earlier results: for side by side
+                self.show_bundle(
+                    loading.load_result(self.ss, path, self.request.inputVolume, self.scan_volume)
+                )
             if s.result_path:
                 self.show_bundle(
                     loading.load_result(self.ss, s.result_path, self.request.inputVolume, self.scan_volume)
@@ -109,6 +122,10 @@ class XAIViewer:
         from ..scene import show_in_slice_views
 
         show_in_slice_views(self.ss, self.request.inputVolume, None, 0.0, label=None)
+        for other in _segmentations(self.ss.scene):  # earlier results' structures: hidden
+            if other is not self.request.structures and other.GetDisplayNode() is not None:
+                other.GetDisplayNode().SetVisibility(False)
+        self._show_outlines(bool(self.state.outlines))
         for view in self.slicer_app.view_manager.get_slice_views():
             view.fit_view_to_content()
             view.set_visible_in_3d(True)
@@ -125,6 +142,8 @@ class XAIViewer:
             if other is not bundle.segmentation_node and other.GetDisplayNode() is not None:
                 other.GetDisplayNode().SetVisibility(False)
         self.bundle = bundle
+        self.results[bundle.run_name] = bundle
+        self.state.results = list(self.results)
         rows = table_rows(bundle.table_node) if bundle.table_node is not None else bundle.structures
         self.state.rows = panel.table_items(rows)
         self.state.selected_row = -1
@@ -149,6 +168,8 @@ class XAIViewer:
         self._show_outlines(bool(s.outlines))
         _compact_legend(self.ss.color_logic.GetColorLegendDisplayNode(shown), self.bundle)
         panel.legend_state(s, shown)
+        if self.compare.active:
+            self.compare.refresh(self.request.inputVolume or self.bundle.image_node, p.opacity)
         self._render()
 
     def _show_outlines(self, visible: bool) -> None:
@@ -191,6 +212,30 @@ class XAIViewer:
             self._show_outlines(bool(self.state.outlines))
             self._render()
 
+    def _on_view_click(self, _tag: str, ras) -> None:
+        """A click in a slice view (not in point mode): select the structure under it in the table."""
+        from ..scene import highlight_segment, volume_from_node
+
+        bundle = self.bundle
+        if self.state.point_mode or bundle is None or bundle.labelmap_node is None:
+            return
+        with self.state, self._reported():
+            node_id = bundle.labelmap_node.GetID()
+            if self._labels_cache is None or self._labels_cache[0] != node_id:
+                self._labels_cache = (node_id, volume_from_node(bundle.labelmap_node, world=False))
+            label = label_at(self._labels_cache[1], ras)
+            index = next((i for i, r in enumerate(self.state.rows) if label and r["label"] == label), None)
+            if index is None:
+                return
+            self.state.selected_row = index
+            for segment_id in self.session.segments_for_rows(bundle, [index]):
+                highlight_segment(bundle, segment_id)
+            self.state.status = f"selected {self.state.rows[index]['name']}"
+            self._show_outlines(bool(self.state.outlines))
+            if self.state.only_inside:
+                self.apply_display()
+            self._render()
+
     # ---- explain ------------------------------------------------------------------------------
     def explain(self) -> None:
         """Start Explain off the event loop (the worker process does the work)."""
@@ -226,6 +271,15 @@ class XAIViewer:
         finally:
             with self.state:
                 s.running = False
+
+    def _on_compare(self, compare_with=None, **_kwargs) -> None:
+        """Side by side: the shown map (A) in the axial view, the chosen earlier result (B) beside it."""
+        with self._reported():
+            other = self.results.get(compare_with or "")
+            background = self.request.inputVolume or (other.image_node if other is not None else None)
+            node = other.attribution_node if other is not None else None
+            self.compare.show(background, node, _number(self.state.opacity, 0, 1), LAYOUT)
+            self._render()
 
     def _on_point_mode(self, point_mode=False, **_kwargs) -> None:
         with self._reported():
@@ -271,7 +325,8 @@ class XAIViewer:
         """Keep the page's copy of the slice views' geometry current (used by pixel tests and the page)."""
         last = None
         while True:
-            text = json.dumps(view_geometry(self.ss), sort_keys=True)
+            self.compare.sync()
+            text = json.dumps(view_geometry(self.ss, self.compare.geometry_views()), sort_keys=True)
             if text != last:
                 with self.state:
                     self.state.views = text

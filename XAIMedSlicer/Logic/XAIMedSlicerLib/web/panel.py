@@ -74,6 +74,8 @@ def initial_state(state) -> None:
             "rows": [],
             "selected_row": -1,
             "views": "{}",
+            "results": [],
+            "compare_with": None,
         }
     )
 
@@ -190,6 +192,14 @@ def _display(v3, html) -> None:
             html.Span("{{ legend_min }}")
             v3.VSpacer()
             html.Span("{{ legend_max }}")
+    v3.VSelect(
+        v_model=("compare_with",),
+        items=("results",),
+        label="Side by side with map B (axial A | B)",
+        id="xaimed-compare",
+        clearable=True,
+        density="compact",
+    )
     for key, label in (
         ("absolute", "Absolute value (signed maps)"),
         ("only_inside", "Only inside the selected structure"),

@@ -58,11 +58,13 @@ def ras_to_xy(slice_node, ras) -> np.ndarray:
     return (np.linalg.inv(_matrix(slice_node.GetXYToRAS())) @ point)[:3]
 
 
-def view_geometry(ss: SlicerScene) -> dict:
-    """Per slice view: its size in pixels and XYToRAS (row-major 16 numbers), for the page and the tests."""
+def view_geometry(ss: SlicerScene, extra: dict | None = None) -> dict:
+    """Per slice view: its size in pixels and XYToRAS (row-major 16 numbers), for the page and the tests.
+
+    ``extra``: more slice logics by name (the side-by-side view)."""
     out = {}
-    for tag in ss.slice_logics:
-        node = ss.slice_node(tag)
+    for tag, logic in {**ss.slice_logics, **(extra or {})}.items():
+        node = logic.GetSliceNode()
         dims = node.GetDimensions()
         out[tag] = {
             "orientation": node.GetOrientation(),

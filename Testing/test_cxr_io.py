@@ -198,3 +198,45 @@ def test_bad_inputs_are_one_line_errors(shared_data, tmp_path):
     # a CT slice and a CT series folder are not claimed as radiographs
     assert not is_radiograph_path(shared_data("dicom/pydicom/CT_small.dcm"))
     assert not is_radiograph_path(shared_data("dicom/ct_head_series"))
+
+
+def test_patient_orientation_and_imager_spacing(shared_data, tmp_path):
+    """A lateral DX (PatientOrientation P\\F: columns to the back, rows to the feet) with only
+    ImagerPixelSpacing: i points posterior (-A in RAS), j to the feet, k = i x j to the patient's right."""
+    ds = _header(shared_data, "MONOCHROME2", 256, 320)
+    import pydicom
+
+    pixels = pydicom.dcmread(shared_data(M2)).pixel_array[CROP]
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.Modality, ds.PatientOrientation, ds.ViewPosition = "DX", ["P", "F"], "LL"
+    del ds.PixelSpacing
+    ds.ImagerPixelSpacing = [0.2, 0.15]
+    path = tmp_path / "lateral.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    volume, info = read_radiograph(path)
+    assert info.orientation == ("P", "F") and info.spacing_source == "ImagerPixelSpacing"
+    assert volume.spacing == (0.15, 0.2, 1.0)
+    np.testing.assert_array_equal(volume.array[0], pixels.astype(np.float32))
+    ras = volume.ijk_to_ras()
+    np.testing.assert_allclose(ras[:3, 0], [0.0, -0.15, 0.0], atol=1e-12)  # +i: posterior
+    np.testing.assert_allclose(ras[:3, 1], [0.0, 0.0, -0.2], atol=1e-12)  # +j: feet
+    np.testing.assert_allclose(ras[:3, 2], [1.0, 0.0, 0.0], atol=1e-12)  # +k: patient right
+    assert np.linalg.det(np.asarray(volume.direction)) == pytest.approx(1.0)
+    # given spacing wins over the file's
+    assert read_radiograph(path, pixel_spacing=0.5)[0].spacing == (0.5, 0.5, 1.0)
+
+
+def test_16_bit_and_rgb_png(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    grey16 = rng.integers(0, 4096, size=(40, 56), dtype=np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "g16.png")
+    volume, info = read_radiograph(tmp_path / "g16.png")
+    np.testing.assert_array_equal(volume.array[0], grey16.astype(np.float32))
+    rgb = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    volume, info = read_radiograph(tmp_path / "rgb.png")
+    assert info.photometric == "RGB->L"
+    np.testing.assert_array_equal(volume.array[0], np.asarray(Image.fromarray(rgb).convert("L"), np.float32))

@@ -129,3 +129,22 @@ def test_resume_after_close_and_bad_input(study_path):
     with pytest.raises(XAIError, match="no reader study is open"):
         ReaderStudyController(ss).next_case()
     again.close()
+
+
+def test_case_image_from_a_dicom_series(tmp_path, shared_data):
+    from XAIMedSlicerLib.io.volumes import read_volume
+
+    series = shared_data("dicom/ct_abdomen_series")
+    ct = read_volume(series)
+    ramp = np.broadcast_to(np.arange(ct.array.shape[2], dtype=np.float32), ct.array.shape)
+    maps = {"gradcam": str(write_volume(ct.with_array(np.ascontiguousarray(ramp)), tmp_path / "gc.nrrd"))}
+    study = Study.create(tmp_path / "ct.sqlite", name="ct", methods=["gradcam"], seed=1)
+    study.add_cases([CaseSpec("ct", image_ref=str(series), maps=maps)])
+    study.close()
+    controller = ReaderStudyController(create_scene())
+    view = controller.start(tmp_path / "ct.sqlite", "R1")
+    assert view.labels == ("A",) and controller.image_node is not None
+    shown = volume_from_node(controller.image_node)
+    assert np.abs(shown.ijk_to_ras() - ct.ijk_to_ras()).max() < 1e-4 and np.array_equal(shown.array, ct.array)
+    assert np.array_equal(volume_from_node(controller.map_nodes["A"]).array, ramp)
+    controller.close()

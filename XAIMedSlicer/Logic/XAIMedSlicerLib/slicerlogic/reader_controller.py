@@ -157,7 +157,7 @@ class ReaderStudyController:
         if view is None:
             return None
         attributes = {"XAIMed.role": ROLE}
-        if view.image_ref and Path(view.image_ref).is_file():
+        if view.image_ref and Path(view.image_ref).exists():  # a file or a DICOM series folder
             image = read_volume(view.image_ref)
             self.image_node = add_volume(
                 self.ss, image, f"Reader case {view.position}", attributes=attributes

@@ -60,9 +60,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
             params["layer"] = args.layer
         target = None if args.target in (None, "predicted") else args.target
         with bar:
+            from .model.loader import load_model
+
+            loaded = load_model(args.model, args.device)  # once, for the map and its checks
             expl = explain(
                 args.image,
-                args.model,
+                loaded,
                 args.method,
                 target,
                 labels=args.labels,
@@ -78,8 +81,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 sliding_overlap=args.sliding_overlap,
                 progress=update,
             )
+            if args.validate:
+                expl = _with_checks(expl, loaded, args, update)
             update(1.0, "writing outputs")
-            write_explanation(expl, out.staging, opacity=args.opacity)
+            write_explanation(expl, out.staging, opacity=args.opacity, rules=args.rules, model=loaded)
         out.commit()
     except BaseException:
         out.abort()
@@ -96,6 +101,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(format_table(expl.structures))
     print(f"wrote {out.target}")
     return 0
+
+
+def _with_checks(expl, loaded, args: argparse.Namespace, update):
+    """The explanation with the map's randomisation and deletion checks in its provenance (``--validate``)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from .metrics.validate import validate_explanation
+    from .worker.validation import rebuild_input_and_target
+
+    if args.sliding_window:
+        raise XAIError(
+            "--validate cannot check a sliding-window map yet", "drop --validate or --sliding-window"
+        )
+    where = SimpleNamespace(region=args.region, region_mask=args.mask, box=args.box, point=args.point)
+    image = expl.image
+    x, target = rebuild_input_and_target(where, image, loaded, expl.target)
+    params = {k: v for k, v in expl.provenance["method"]["params"].items() if k in ("layer", "seed", "steps")}
+    update(0.9, "checking the map (randomisation, deletion)")
+    validation = validate_explanation(loaded.network, x, target, args.method, params)
+    return replace(expl, provenance={**expl.provenance, "validation": validation})
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -212,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--sliding-overlap", type=float, default=0.25, help="sliding-window overlap (0-1)")
     ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument(
+        "--validate",
+        action="store_true",
+        help="also run the map's randomisation and deletion checks (the rules then use their outcome)",
+    )
+    ex.add_argument("--rules", help="a rules YAML file (default: the shipped reasoning/rules/default.yaml)")
     ex.add_argument("--opacity", type=float, default=0.5)
     ex.add_argument("--out", required=True, help="output folder")
     ex.add_argument("--force", action="store_true", help="write into a non-empty output folder")

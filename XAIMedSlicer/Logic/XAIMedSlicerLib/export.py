@@ -11,14 +11,21 @@ from .io.atomic import write_json
 
 
 def write_explanation(
-    explanation: Explanation, folder: Path, *, opacity: float = 0.5, scene: bool = True
+    explanation: Explanation,
+    folder: Path,
+    *,
+    opacity: float = 0.5,
+    scene: bool = True,
+    rules: str | Path | None = None,
+    model=None,
 ) -> list[Path]:
     """Write every output of one explanation into ``folder`` and return the paths.
 
     The core in the one layout (``explanation_io``: ``explanation.json``, ``attribution.nrrd`` float32
     on the input grid, ``labels.nrrd``), ``structures.csv``/``.json`` when labels
     were given, the three ``overlay_*.png`` views, the annotated ``figure_*.png``, ``scene.mrb`` and
-    ``provenance.json``.
+    ``provenance.json``; then the rules' results and the text (``rules`` file, default the shipped one;
+    ``model`` a LoadedModel for the anatomy-masking check, else reloaded) and ``report.html``.
     """
     folder = Path(folder)
     save_explanation(explanation, folder)
@@ -45,7 +52,7 @@ def write_explanation(
     paths.append(folder / "provenance.json")
     from .reasoning import write_reasoning  # rules.json, explanation.txt, facts.json
 
-    paths += write_reasoning(explanation, folder)
+    paths += write_reasoning(explanation, folder, rules=rules, model=model)
     from .report import write_report  # last: it reads everything above from the folder
 
     paths.append(write_report(folder))

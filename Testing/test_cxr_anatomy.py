@@ -13,6 +13,7 @@ from XAIMedSlicerLib.anatomy import cxr_atlas, cxr_holdout
 from XAIMedSlicerLib.anatomy.cxr_evidence import anatomy_weighted, compare_faithfulness, structure_evidence
 from XAIMedSlicerLib.anatomy.cxr_regions import CXR_LABELS, CXR_SNOMED, cxr_anatomy
 from XAIMedSlicerLib.errors import XAIError
+from XAIMedSlicerLib.geometry.axes import volume_tensor, xyz_to_kji
 from XAIMedSlicerLib.geometry.volume import Volume
 from XAIMedSlicerLib.io.radiograph import read_radiograph
 from XAIMedSlicerLib.methods import get_method
@@ -142,9 +143,9 @@ def test_shortcut_flag_fires_on_a_planted_marker_and_not_on_a_clean_image(nih):
     results = {}
     for name, image in (("clean", clean), ("marked", marked)):
         scan = volume.with_array(image[None].astype(np.float32))
-        x = torch.from_numpy(np.ascontiguousarray(scan.array.transpose(2, 1, 0)))[None, None]
+        x = volume_tensor(scan.array)
         attribution = get_method("saliency").fn(model, x, ClassTarget(0))
-        amap = volume.with_array(attribution.map.numpy().transpose(2, 1, 0))
+        amap = volume.with_array(xyz_to_kji(attribution.map))
         evidence = structure_evidence(amap, anatomy)
         faith = compare_faithfulness(model, x, ClassTarget(0), amap, anatomy, steps=20, n_random=2)
         results[name] = (evidence, faith.summary)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import XAIError
+from ..geometry.axes import kji_to_xyz
 from ..geometry.volume import Volume
 from ..metrics.faithfulness import FaithfulnessResult, evaluate_faithfulness
 from ..metrics.results import JSONResult
@@ -107,11 +108,6 @@ class WeightedFaithfulness(JSONResult):
     summary: dict = field(default_factory=dict)
 
 
-def _to_input_grid(volume: Volume) -> np.ndarray:
-    """A Volume array [k, j, i] as the model input's spatial layout (i, j, k)."""
-    return np.ascontiguousarray(volume.array.transpose(2, 1, 0))
-
-
 def compare_faithfulness(
     model, x, target, attribution: Volume, anatomy: CxrAnatomy, *, steps: int = 30, **kwargs
 ) -> WeightedFaithfulness:
@@ -123,8 +119,8 @@ def compare_faithfulness(
     kwargs.setdefault("deletion_replacement", "blur")
     kwargs.setdefault("insertion_replacement", "blur")
     weighted = anatomy_weighted(attribution, anatomy)
-    plain = evaluate_faithfulness(model, x, target, _to_input_grid(attribution), steps=steps, **kwargs)
-    prior = evaluate_faithfulness(model, x, target, _to_input_grid(weighted), steps=steps, **kwargs)
+    plain = evaluate_faithfulness(model, x, target, kji_to_xyz(attribution.array), steps=steps, **kwargs)
+    prior = evaluate_faithfulness(model, x, target, kji_to_xyz(weighted.array), steps=steps, **kwargs)
     summary = {
         "deletion_auc_plain": plain.deletion.normalised_auc,
         "deletion_auc_weighted": prior.deletion.normalised_auc,

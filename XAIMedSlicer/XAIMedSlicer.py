@@ -147,6 +147,8 @@ class XAIMedSlicerParameterNode:
     volumeRendering: bool = False
     onlyInsideSelected: bool = False
     igSteps: Annotated[int, WithinRange(2, 512)] = 32
+    methodParameters: str = ""
+    slidingWindow: str = ""
     chunkSize: Annotated[int, WithinRange(0, 256)] = 0
     memoryBudgetMB: Annotated[float, WithinRange(0.0, 1000000.0)] = 0.0
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0

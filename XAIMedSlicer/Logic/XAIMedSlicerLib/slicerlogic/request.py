@@ -51,6 +51,8 @@ class ExplainRequest:
     volumeRendering: bool = False
     onlyInsideSelected: bool = False
     igSteps: int = 32
+    methodParameters: str = ""  # KEY=VALUE items, typed in the worker by the method's declared schema
+    slidingWindow: str = ""  # "96 96 96": a patch network over a full-size scan by sliding windows
     chunkSize: int = 0
     memoryBudgetMB: float = 0.0
     seed: int = 0

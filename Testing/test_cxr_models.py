@@ -250,3 +250,29 @@ def test_cxr_demo_cli_end_to_end(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(["demo", "--cxr", "--seed", "8", "--out", str(out)]) == 2
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_cxr_training_script_writes_a_loadable_card(shared_data, tmp_path):
+    from XAIMedSlicerLib.demo.cxr_cases import BASE_SIZE, load_base, make_cxr_case
+    from XAIMedSlicerLib.demo.cxr_model import ACCURACY_NAME, CARD_NAME, build_network
+    from XAIMedSlicerLib.demo.cxr_train import lesion_coverage, main, off_lesion_share
+
+    # the training aid equals a direct computation on a built feature map
+    cases = [make_cxr_case(load_base(shared_data("cxr/00000001_000.png")), s, lesion=True) for s in (1, 2)]
+    coverage = lesion_coverage(cases, 8)
+    direct = np.stack([c.mask.reshape(8, BASE_SIZE // 8, 8, BASE_SIZE // 8).mean((1, 3)) for c in cases])
+    np.testing.assert_allclose(coverage.numpy(), direct, atol=1e-6)
+    net = build_network()
+    feats = torch.rand(2, net.class_layers.out.in_features, 8, 8)
+    w = net.class_layers.out.weight.detach().numpy()
+    ev = np.maximum(np.einsum("bchw,c->bhw", feats.numpy(), w[1] - w[0]), 0)
+    want = np.mean([(e * (c <= 0)).sum() / (e.sum() + 1e-6) for e, c in zip(ev, direct, strict=True)])
+    assert float(off_lesion_share(net, feats, coverage)) == pytest.approx(want, rel=1e-5)
+    # a short run writes weights, card and accuracy; the card loads with the weights' sha256
+    out = tmp_path / "model"
+    args = ["--data", str(shared_data("cxr").parent), "--cases", "48", "--held-out", "16", "--epochs", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    loaded = load_model(out / CARD_NAME, device="cpu")
+    accuracy = json.loads((out / ACCURACY_NAME).read_text())
+    assert accuracy["weights_sha256"] == loaded.sha256 == sha256_of(out / loaded.card.weights.name)
+    assert accuracy["held_out_cases"] == 16 and 0.0 <= accuracy["held_out_accuracy"] <= 1.0

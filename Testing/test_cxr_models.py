@@ -276,3 +276,24 @@ def test_cxr_training_script_writes_a_loadable_card(shared_data, tmp_path):
     accuracy = json.loads((out / ACCURACY_NAME).read_text())
     assert accuracy["weights_sha256"] == loaded.sha256 == sha256_of(out / loaded.card.weights.name)
     assert accuracy["held_out_cases"] == 16 and 0.0 <= accuracy["held_out_accuracy"] <= 1.0
+
+
+def test_adapter_net_input_and_map_back():
+    net = _xrv_net(seed=7)
+    adapter = SliceAdapter(net, input_size=(32, 24)).eval()
+    x = torch.randn(1, 1, 50, 40, 1)  # 50 columns, 40 rows
+    seen = []
+    handle = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        adapter(x)
+    handle.remove()
+    np.testing.assert_array_equal(seen[0].numpy(), adapter.net_input(x).numpy())
+    want = F.interpolate(x[..., 0].transpose(-1, -2), size=(32, 24), mode="bilinear", antialias=True)
+    np.testing.assert_allclose(seen[0].numpy(), want.numpy(), atol=1e-6)
+    # a map on the 2D network's input grid comes back on (X, Y, 1): one hot patch lands where it was
+    patches = torch.zeros(4, 3)  # 4 x 3 patches of 8 x 8 on the 32 x 24 input
+    patches[1, 2] = 1.0
+    back = SliceAdapter.map_to_input(patches, x)
+    assert back.shape == (50, 40, 1)
+    col, row = np.unravel_index(int(back[..., 0].argmax()), (50, 40))
+    assert 2 / 3 * 50 <= col < 50 and 1 / 4 * 40 <= row < 2 / 4 * 40

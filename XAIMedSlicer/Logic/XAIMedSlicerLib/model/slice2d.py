@@ -59,15 +59,30 @@ class SliceAdapter(nn.Module):
             )
         return self.net(x2)
 
+    def net_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the 2D network receives for the one-slice input ``x``: ``(B, C, rows, columns)``, resized."""
+        x2 = x[..., 0].transpose(-1, -2)
+        return (
+            resize_2d(x2, self.input_size)
+            if self.input_size and tuple(x2.shape[2:]) != self.input_size
+            else x2
+        )
+
+    @staticmethod
+    def map_to_input(map2d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """A map ``(h, w)`` on the 2D network's input (e.g. a ViT's patch grid) -> ``(X, Y, 1)`` on ``x``'s
+        grid (bilinear), for methods that read the 2D network itself (attention maps)."""
+        rows_columns = (x.shape[3], x.shape[2])
+        up = F.interpolate(map2d[None, None].float(), size=rows_columns, mode="bilinear", align_corners=False)
+        return up[0, 0].T[..., None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[-1] != 1:
             raise XAIError(
                 f"a 2D network needs a one-slice volume, got input of shape {tuple(x.shape)}",
                 "give a radiograph or a single 2D slice",
             )
-        x2 = x[..., 0].transpose(-1, -2)  # (B, C, rows, columns)
-        if self.input_size and tuple(x2.shape[2:]) != self.input_size:
-            x2 = resize_2d(x2, self.input_size)
+        x2 = self.net_input(x)  # (B, C, rows, columns)
         out = self._run(x2)
         if isinstance(out, (tuple, list)):
             out = out[0]

@@ -216,3 +216,27 @@ def test_guided_backprop_equals_captum(pair):
     ours = get_method("guided_backprop").fn(adapted, x, ClassTarget(1)).map
     ref = GuidedBackprop(ref_net).attribute(x2.clone().requires_grad_(True), target=1)
     _close(_as_rows_columns(ours), ref[0, 0].detach().numpy())
+
+
+def test_gradcampp_proportional_to_monai(pair):
+    """Ours is MONAI's GradCAMpp without its exp(score) factor, which only scales the map."""
+    from monai.visualize import GradCAMpp
+
+    adapted, ref_net, x, x2 = pair
+    ours = _as_rows_columns(
+        get_method("gradcampp").fn(adapted, x, ClassTarget(0), layer=SliceAdapter.TAP).map
+    )
+    ref = GradCAMpp(nn_module=ref_net, target_layers=f"net.{LAYER}", postprocessing=lambda m: m)
+    ref = ref(x2, class_idx=0)[0, 0].detach().numpy()
+    _close(ours / ours.max(), ref / ref.max())
+
+
+def test_occlusion_equals_captum(pair):
+    from captum.attr import Occlusion
+
+    adapted, ref_net, x, x2 = pair
+    ours = get_method("occlusion").fn(adapted, x, ClassTarget(1), window=[12, 10, 1], stride=[6, 5, 1]).map
+    ref = Occlusion(ref_net).attribute(
+        x2, sliding_window_shapes=(1, 10, 12), strides=(1, 5, 6), baselines=0.0, target=1
+    )
+    _close(_as_rows_columns(ours), ref[0, 0].detach().numpy())

@@ -69,9 +69,10 @@ def test_blinding_cannot_be_derived_from_what_the_reader_sees(study, tmp_path):
     assert {c: twin.unblind(c) for c in mappings} != mappings
     # it is reproducible only with the key stored in the database, not with a guessed one
     key = s.db.get_meta("blinding_key")
-    assert all(case_permutation(key, c, METHODS) == m for c, m in mappings.items())
-    assert any(case_permutation(new_secret_key(), c, METHODS) != m for c, m in mappings.items())
-    assert all(case_permutation(key, c, list(reversed(METHODS))) == m for c, m in mappings.items())
+    positions = {c["case_id"]: c["position"] for c in s.cases()}
+    assert all(case_permutation(key, positions[c], METHODS) == m for c, m in mappings.items())
+    assert any(case_permutation(new_secret_key(), positions[c], METHODS) != m for c, m in mappings.items())
+    assert all(case_permutation(key, positions[c], list(reversed(METHODS))) == m for c, m in mappings.items())
 
     # the maps the reader loads carry no method either: each label shows its method's values
     for label in view.labels:
@@ -165,3 +166,24 @@ def test_cohort_csv_and_report_match_the_ratings(study, tmp_path):
     peak_value = VALUE[annotated[0]["method"]] + 10.0
     total = VALUE[annotated[0]["method"]] * grid.array.size + 10.0
     assert float(annotated[0]["irrelevant_mass_share"]) == pytest.approx(peak_value / total, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_labels_are_counterbalanced_by_a_williams_square(tmp_path, n):
+    """Each method is shown under each label, and right after each other method, equally often."""
+    from collections import Counter
+
+    from XAIMedSlicerLib.study.blinding import williams_square
+
+    methods = [f"m{i}" for i in range(n)]
+    rows = len(williams_square(n))
+    study = Study.create(tmp_path / f"cb{n}.sqlite", name="cb", methods=methods, seed=7)
+    study.add_cases([CaseSpec(f"case{i:02d}") for i in range(2 * rows)])
+    cells, follows = Counter(), Counter()
+    for case in study.cases():
+        mapping = study.unblind(case["case_id"])
+        ordered = [mapping[label] for label in sorted(mapping)]
+        cells.update(enumerate(ordered))
+        follows.update(zip(ordered, ordered[1:], strict=False))
+    assert set(cells.values()) == {2 * rows // n} and len(cells) == n * n
+    assert len(set(follows.values())) == 1 and len(follows) == n * (n - 1)

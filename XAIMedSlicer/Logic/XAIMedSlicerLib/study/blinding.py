@@ -1,8 +1,10 @@
 """Blinding for reader studies: a seeded case order and a secret per-case method-to-label mapping.
 
 The case order comes from the study seed (reproducible, and not secret). The labels ``A, B, C, ...``
-are assigned per case by a permutation drawn from ``HMAC-SHA256(secret key, case id)``; the 256-bit
-key is made with ``secrets`` when the study is created and stored only in the study database. What
+are assigned per case by a Williams Latin square over the reading positions (counterbalanced: each
+method under each label, and after each other method, equally often), with the methods placed in the
+square by a permutation drawn from ``HMAC-SHA256(secret key)``; the 256-bit key is made with
+``secrets`` when the study is created and stored only in the study database. What
 the reader sees (case, position, labels, maps) therefore carries no information on which method is
 behind a label, and neither the seed nor the method names nor their order reveal it.
 """
@@ -30,12 +32,37 @@ def blind_labels(n: int) -> list[str]:
     return list(string.ascii_uppercase[:n])
 
 
-def case_permutation(key: str, case_id: str, methods: list[str]) -> dict[str, str]:
-    """Label -> method for one case, from the secret ``key`` (independent of the methods' order)."""
-    digest = hmac.new(bytes.fromhex(key), case_id.encode("utf-8"), hashlib.sha256).digest()
-    shuffled = sorted(methods)
-    random.Random(int.from_bytes(digest, "big")).shuffle(shuffled)
-    return dict(zip(blind_labels(len(methods)), shuffled, strict=True))
+def williams_square(n: int) -> list[list[int]]:
+    """Rows of a Williams (balanced) Latin square on ``n`` items: ``n`` rows for even ``n``, ``2n`` for odd.
+
+    Over all rows each item sits in each column equally often, and each item follows each other item
+    (in adjacent columns) equally often, so neither position nor carry-over favours a method.
+    """
+    first, lo, hi = [0], 1, n - 1
+    while len(first) < n:
+        first.append(lo)
+        lo += 1
+        if len(first) < n:
+            first.append(hi)
+            hi -= 1
+    rows = [[(v + r) % n for v in first] for r in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
+def case_permutation(key: str, position: int, methods: list[str]) -> dict[str, str]:
+    """Label -> method for the case at reading ``position`` (1-based): counterbalanced and secret.
+
+    Consecutive cases run through the rows of a Williams square, so every method is shown under every
+    label (and after every other method) equally often in each block of rows; which method is which
+    item of the square is a permutation drawn from ``HMAC-SHA256(secret key)``, independent of the
+    methods' order, so the labels reveal nothing without the key.
+    """
+    digest = hmac.new(bytes.fromhex(key), b"xaimed-method-order", hashlib.sha256).digest()
+    secret = sorted(methods)
+    random.Random(int.from_bytes(digest, "big")).shuffle(secret)
+    rows = williams_square(len(methods))
+    row = rows[(int(position) - 1) % len(rows)]
+    return dict(zip(blind_labels(len(methods)), [secret[i] for i in row], strict=True))
 
 
 def case_order(case_ids: list[str], seed: int) -> list[str]:

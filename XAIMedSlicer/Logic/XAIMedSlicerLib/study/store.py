@@ -113,7 +113,7 @@ class Study:
                         json.dumps(c.info),
                     ),
                 )
-                for label, method in case_permutation(key, case_id, methods).items():
+                for label, method in case_permutation(key, start + offset, methods).items():
                     conn.execute(
                         "INSERT INTO maps (case_id, method, label, attribution_ref) VALUES (?, ?, ?, ?)",
                         (case_id, method, label, str(c.maps.get(method, ""))),

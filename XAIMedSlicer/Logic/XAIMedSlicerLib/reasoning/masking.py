@@ -16,6 +16,7 @@ import torch
 
 from ..errors import XAIError
 from ..explanation import Explanation
+from ..geometry.axes import kji_to_xyz
 
 
 def masked_input(x: torch.Tensor, labels_on_grid: np.ndarray) -> tuple[torch.Tensor, float]:
@@ -57,7 +58,7 @@ def _run(explanation: Explanation, model) -> dict:
 
     model_input = prepare_input(explanation.image, model.card.preprocessing, model.device)
     labels = map_to_model_grid(explanation.labels, model_input.grid, "nearest").array  # [k, j, i]
-    x, fill = masked_input(model_input.tensor, np.ascontiguousarray(labels.transpose(2, 1, 0)))
+    x, fill = masked_input(model_input.tensor, kji_to_xyz(labels))
     with torch.inference_mode():
         probs = torch.softmax(as_logits(model.network(x)).float(), dim=1)[0].cpu().numpy()
     index = int(explanation.prediction["predicted_index"])

@@ -86,7 +86,10 @@ def test_dicom_monochrome1_is_inverted(shared_data):
     assert m1.array[0][lung].mean() > m1.array[0][mediastinum].mean()
 
 
-def _header(shared_data, photometric: str, rows: int, columns: int):
+SLOPE, INTERCEPT = 2.0, -100.0  # a modality rescale in the compressed files' headers
+
+
+def _header(shared_data, photometric: str, rows: int, columns: int, rescale: bool = False):
     import pydicom
 
     ds = pydicom.dcmread(shared_data(M2))
@@ -94,6 +97,8 @@ def _header(shared_data, photometric: str, rows: int, columns: int):
     ds = copy.deepcopy(ds)
     ds.PhotometricInterpretation = photometric
     ds.Rows, ds.Columns = rows, columns
+    if rescale:
+        ds.RescaleSlope, ds.RescaleIntercept = SLOPE, INTERCEPT
     return ds
 
 
@@ -110,7 +115,7 @@ def _gdcm_compressed(shared_data, pixels, compressor: str, photometric: str, tmp
     writer.SetCompressor(compressor)
     writer.Execute(sitk.GetImageFromArray(np.ascontiguousarray(pixels)))
     encoded = pydicom.dcmread(raw)
-    ds = _header(shared_data, photometric, *pixels.shape)
+    ds = _header(shared_data, photometric, *pixels.shape, rescale=True)
     ds.file_meta.TransferSyntaxUID = encoded.file_meta.TransferSyntaxUID
     ds.PixelData = encoded.PixelData
     ds["PixelData"].VR = "OB"
@@ -120,7 +125,7 @@ def _gdcm_compressed(shared_data, pixels, compressor: str, photometric: str, tmp
 
 
 def _pydicom_compressed(shared_data, pixels, uid, photometric: str, tmp_path):
-    ds = _header(shared_data, photometric, *pixels.shape)
+    ds = _header(shared_data, photometric, *pixels.shape, rescale=True)
     ds.compress(uid, np.ascontiguousarray(pixels), encoding_plugin="pyjpegls" if "4.8" in uid else "")
     out = tmp_path / f"cr_{uid}_{photometric}.dcm"
     ds.save_as(out, enforce_file_format=True)
@@ -133,7 +138,8 @@ def test_compressed_transfer_syntaxes_decode_exactly(shared_data, tmp_path, phot
     from pydicom import uid
 
     pixels = pydicom.dcmread(shared_data(M2)).pixel_array[CROP]
-    expected = pixels.astype(np.float32) if photometric == "MONOCHROME2" else 255.0 - pixels
+    stored = pixels.astype(np.float64) if photometric == "MONOCHROME2" else 255.0 - pixels
+    expected = (SLOPE * stored + INTERCEPT).astype(np.float32)  # bright = dense after the rescale
     files = {
         uid.JPEGLosslessSV1: _gdcm_compressed(shared_data, pixels, "JPEG", photometric, tmp_path),
         uid.JPEG2000Lossless: _gdcm_compressed(shared_data, pixels, "JPEG2000", photometric, tmp_path),

@@ -14,6 +14,7 @@ detector); PNG/JPEG have none: 1 mm unless given, and ``RadiographInfo.spacing_s
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -211,16 +212,16 @@ def _stored_pixels(ds, path: Path, syntax: str) -> np.ndarray:
 
     import SimpleITK as sitk
 
-    plain = ds.copy()
+    plain = copy.deepcopy(ds)  # Dataset.copy() shares the elements with ds
     plain.PhotometricInterpretation = "MONOCHROME2"
     for key in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"):
         if key in plain:
             del plain[key]
     with tempfile.TemporaryDirectory(prefix="xaimed_dcm_") as tmp:
-        copy = Path(tmp) / "frame.dcm"
+        frame = Path(tmp) / "frame.dcm"
         try:
-            plain.save_as(copy, enforce_file_format=True)
-            arr = sitk.GetArrayFromImage(sitk.ReadImage(str(copy)))
+            plain.save_as(frame, enforce_file_format=True)
+            arr = sitk.GetArrayFromImage(sitk.ReadImage(str(frame)))
         except (RuntimeError, ValueError, OSError):
             raise XAIError(
                 f"cannot decode the pixels of {path.name} (transfer syntax {syntax}: {first})",

@@ -11,6 +11,9 @@ python -m pip install -q --upgrade pip
 # torch first, pinned: a bare "torch" would pull a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test]"
+# torchxrayvision's architectures, without its torchvision requirement (PyPI's torchvision pulls a CUDA
+# torch and cannot run beside the CPU 2.13.0 build; XAIMedSlicerLib.model.xrv imports it without)
+python -m pip install -q --no-deps "torchxrayvision==1.5.7"
 # the browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline)
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then

@@ -240,3 +240,13 @@ def test_occlusion_equals_captum(pair):
         x2, sliding_window_shapes=(1, 10, 12), strides=(1, 5, 6), baselines=0.0, target=1
     )
     _close(_as_rows_columns(ours), ref[0, 0].detach().numpy())
+
+
+def test_occlusion_window_on_a_one_slice_axis_is_one_voxel(pair):
+    """The default window (one number) fits a radiograph: the one-slice axis gets a one-voxel box."""
+    adapted, _ref_net, x, _x2 = pair
+    occlusion = get_method("occlusion").fn
+    plain = occlusion(adapted, x, ClassTarget(1), window=12, stride=6)
+    explicit = occlusion(adapted, x, ClassTarget(1), window=[12, 12, 1], stride=[6, 6, 1])
+    np.testing.assert_array_equal(plain.map.numpy(), explicit.map.numpy())
+    assert plain.params["window"] == [12, 12, 1]

@@ -107,7 +107,9 @@ def occlusion(
     """Mean score drop over the boxes covering each voxel."""
     start_time = time.perf_counter()
     nd = x.ndim - 2
-    shape, win = tuple(x.shape[2:]), _tuple(window, nd)
+    shape = tuple(x.shape[2:])
+    # a one-slice axis (a radiograph as a one-slice volume) takes a one-voxel box, whatever the window
+    win = tuple(1 if n == 1 else w for w, n in zip(_tuple(window, nd), shape, strict=True))
     device = x.device
     if style == "captum":
         axes = captum_axes(shape, win, _tuple(stride, nd))

@@ -129,10 +129,6 @@ def test_every_registered_method_runs_in_2d(xrv_card, radiograph):
         assert "\n" not in str(err.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="methods/attention.py reads the patch grid off (X, Y, 1); needs SliceAdapter.net_input/map_to_input",
-)
 def test_attention_methods_on_a_2d_vit(vit_card, radiograph):
     _explain_all(radiograph, load_model(vit_card, device="cpu"), ATTENTION)
 

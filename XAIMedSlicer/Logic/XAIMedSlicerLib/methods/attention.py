@@ -136,9 +136,16 @@ def _run(name: str, model, x: torch.Tensor, target, gradient: bool, progress) ->
                 score = target(output).sum()
                 grads = list(torch.autograd.grad(score, maps))
             maps = [m.detach() for m in maps]
-        grid, cls = patch_grid(model, x, maps[0].shape[-1])
+        # a 2D network behind the slice adapter (a radiograph): its patch grid is on the 2D input
+        from ..model.slice2d import SliceAdapter
+
+        adapter = model if isinstance(model, SliceAdapter) else None
+        net_x = adapter.net_input(x) if adapter is not None else x
+        grid, cls = patch_grid(model, net_x, maps[0].shape[-1])
         rel = rollout(maps, grads)
-        amap = token_map(rel, grid, cls, tuple(x.shape[2:]), gradient)
+        amap = token_map(rel, grid, cls, tuple(net_x.shape[2:]), gradient)
+        if adapter is not None:
+            amap = adapter.map_to_input(amap, x)
     if progress:
         progress(1.0, f"{name} done")
     info = {**peak.as_dict(), "layers": len(maps), "patch_grid": list(grid), "class_token": cls}

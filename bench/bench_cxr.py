@@ -24,6 +24,7 @@ import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,9 @@ def train_tiny(cases: list[dict], epochs: int, seed: int = 0, batch: int = 32) -
     return net.eval()
 
 
-def demo_model() -> tuple[nn.Module, str] | None:
-    """The demo CXR classifier when its module and weights are present (another developer's files)."""
+def demo_model() -> tuple[nn.Module, str, Callable] | None:
+    """The demo CXR classifier when its module and weights are present (another developer's files),
+    with its card's preprocessing (as ``explain()`` runs it)."""
     try:
         from safetensors.torch import load_file
 
@@ -155,18 +157,29 @@ def demo_model() -> tuple[nn.Module, str] | None:
     weights = cxr_model.ASSETS / cxr_model.WEIGHTS_NAME
     if not weights.exists():
         return None
+    from XAIMedSlicerLib.model.card import Preprocessing
+    from XAIMedSlicerLib.preprocess.pipeline import prepare_input
+
     net = cxr_model.build_network()
     net.load_state_dict(load_file(str(weights)))
-    return cxr_model.adapted(net.eval()).eval(), f"demo CXR classifier ({weights.name})"
+    pre = Preprocessing.from_dict(cxr_model.PREPROCESSING)
+    spacing, direction = grid_for(1, 1, (1.0, 1.0))
+
+    def prepare(image: np.ndarray) -> torch.Tensor:
+        volume = Volume(image[None].astype(np.float32), spacing, (0.0, 0.0, 0.0), direction)
+        return prepare_input(volume, pre).tensor.float()
+
+    return cxr_model.adapted(net.eval()).eval(), f"demo CXR classifier ({weights.name})", prepare
 
 
 def to_input(image: np.ndarray) -> torch.Tensor:
-    return volume_tensor(image[None])  # (1, 1, X, Y, 1)
+    """A case image (rows, cols) as the network input (1, 1, X, Y, 1), unchanged."""
+    return volume_tensor(image[None])
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, cases: list[dict]) -> float:
-    preds = [int(model(to_input(c["image"])).argmax(1)) for c in cases]
+def accuracy(model: nn.Module, cases: list[dict], prepare: Callable = to_input) -> float:
+    preds = [int(model(prepare(c["image"])).argmax(1)) for c in cases]
     return float(np.mean([p == c["label"] for p, c in zip(preds, cases, strict=True)]))
 
 
@@ -181,12 +194,17 @@ def method_params(name: str, size: int) -> dict:
     }.get(name, {})
 
 
-def run_method(name: str, model, cases: list[dict], size: int, progress) -> list[np.ndarray]:
+def run_method(
+    name: str, model, cases: list[dict], size: int, progress, prepare=to_input
+) -> list[np.ndarray]:
     spec, params = get_method(name), method_params(name, size)
     maps = []
     for case in cases:
-        attribution = spec.fn(model, to_input(case["image"]), ClassTarget(LESION_CLASS), **params)
-        maps.append(xyz_to_kji(attribution.map.float())[0].astype(np.float64))
+        attribution = spec.fn(model, prepare(case["image"]), ClassTarget(LESION_CLASS), **params)
+        amap = xyz_to_kji(attribution.map.float())[0].astype(np.float64)
+        if amap.shape != case["image"].shape:
+            raise ValueError(f"{name} gave a {amap.shape} map for a {case['image'].shape} case")
+        maps.append(amap)
         progress()
     return maps
 
@@ -264,15 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the demo CXR classifier weights are not there", file=sys.stderr)
         return 2
     test = make_cases(bases, list(BASES), 200, args.seed + 2)  # accuracy: half with, half without
+    prepare = to_input
     if found is not None:
-        model, model_name = found
-        train_info = {"source": model_name}
+        model, model_name, prepare = found
+        train_info = {"source": model_name, "preprocessing": "the card's (percentile 0.5-99.5 to [0, 1])"}
     else:
         train = make_cases(bases, TRAIN_BASES, args.train_cases, args.seed + 1)
         model = SliceAdapter(train_tiny(train, args.epochs, args.seed), TinyCxrNet.LAYER).eval()
         model_name = f"tiny CNN trained here ({args.train_cases} cases of {', '.join(TRAIN_BASES)})"
         train_info = {"source": model_name, "epochs": args.epochs, "train_cases": args.train_cases}
-    acc = {name: accuracy(model, [c for c in test if c["base"] == name]) for name in BASES}
+    acc = {name: accuracy(model, [c for c in test if c["base"] == name], prepare) for name in BASES}
     print(f"model: {model_name}; accuracy per base: " + ", ".join(f"{k} {v:.2f}" for k, v in acc.items()))
 
     cases = make_cases(bases, list(BASES), args.cases, args.seed + 3, lesion_only=True)
@@ -288,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(name)
         t0 = time.time()
         try:
-            maps = run_method(name, model, cases, args.size, lambda: bar.update(1))
+            maps = run_method(name, model, cases, args.size, lambda: bar.update(1), prepare)
             seconds = (time.time() - t0) / len(cases)
-            val_maps = run_method(name, model, val, args.size, lambda: bar.update(1))
+            val_maps = run_method(name, model, val, args.size, lambda: bar.update(1), prepare)
         except Exception as exc:  # noqa: BLE001 - one failing method is a row, not the end of the run
             rows.append({"method": name, "error": f"failed: {type(exc).__name__}: {str(exc)[:80]}"})
             continue

@@ -160,3 +160,17 @@ def test_shortcut_flag_fires_on_a_planted_marker_and_not_on_a_clean_image(nih):
     # on the clean image the evidence is in the lung, where the prior is ~1: both maps are as faithful
     assert clean_faith["deletion_auc_weighted"] == pytest.approx(clean_faith["deletion_auc_plain"], abs=0.05)
     assert clean_faith["deletion_auc_plain"] < clean_faith["deletion_auc_random"]
+
+
+def test_bad_input_is_one_clear_error(shared_data, oblique_volume):
+    atlas = cxr_atlas.chexmask_atlas(shared_data("cxr"))
+    with pytest.raises(XAIError, match="one-slice radiograph"):
+        cxr_anatomy(oblique_volume, atlas)  # a 3D volume
+    with pytest.raises(XAIError, match="2D radiograph"):
+        cxr_atlas.register_atlas(atlas, np.zeros((8, 8), np.float32))
+    with pytest.raises(XAIError, match="no contrast"):
+        cxr_atlas.register_atlas(atlas, np.ones((64, 64), np.float32))
+    with pytest.raises(XAIError, match="missing"):
+        cxr_atlas.chexmask_atlas(shared_data("ct"))  # a folder without the CheXmask files
+    with pytest.raises(XAIError, match="held-out variant"):
+        cxr_holdout.holdout_dice("flipped", folder=shared_data("cxr"))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import XAIError
 from .cxr_atlas import (
-    ATLAS_LABELS,
     CxrAtlas,
     atlas_labels,
     chexmask_masks,
@@ -81,7 +81,7 @@ def holdout_dice(variant: str, *, folder=None, bspline: bool = True) -> list[dic
         truth = {v: warp_image(m.astype(np.uint8), transform, nearest=True) > 0 for v, m in masks.items()}
         held_out = "warped image's masks (target = the image under a seeded random affine + B-spline)"
     else:
-        raise ValueError(f"unknown held-out variant {variant!r}")
+        raise XAIError(f"unknown held-out variant '{variant}'", "use 'mirrored' or 'deformed:<seed>'")
     registered = register_atlas(atlas, target, bspline=bspline)
     start, _ = warp_atlas(atlas, target.shape, initial_transform(atlas.image.shape, target.shape))
     return [
@@ -94,5 +94,4 @@ def holdout_dice(variant: str, *, folder=None, bspline: bool = True) -> list[dic
             "metric": registered.metric,
         }
         for value, name in SCORED.items()
-        if value in ATLAS_LABELS
     ]

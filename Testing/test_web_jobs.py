@@ -1,5 +1,6 @@
 """The web viewer's Explain, Cancel and bad input, in a real browser, on a demo case and the demo
-classifier (real weights) run by the worker process the Slicer module uses."""
+classifier (real weights) run by the worker process the Slicer module uses, then (Load in the same page)
+a point click on a crop of the real T1 with the real pretrained MeshNet."""
 
 from __future__ import annotations
 
@@ -14,15 +15,22 @@ import torch
 from test_web_support import (
     REPO,
     browser_page,
+    choose,
+    click_view,
     coloured,
     geometry,
+    meshnet_crop,
+    pixel_ras,
     ras_to_pixel,
+    text_of,
     view_image,
     viewer_server,
     wait_until,
+    white_matter_pixel,
 )
 
 SEED = 12345
+TARGET = "White Matter"
 SLICE_TAGS = ("Red", "Green", "Yellow")
 
 
@@ -41,18 +49,6 @@ def demo_viewer(tmp_path_factory):
         yield page, process, case, folder
 
 
-def _choose(page, element_id: str, text: str) -> None:
-    page.locator(f"#{element_id}").click(force=True)  # Vuetify's field overlay takes the click
-    page.get_by_role("option", name=text, exact=True).click()
-    page.keyboard.press("Escape")
-
-
-def _text(page, element_id: str) -> str:
-    """The element's text; "" when it is not in the page (the message is shown only when there is one)."""
-    element = page.locator(f"#{element_id}")
-    return (element.text_content() or "").strip() if element.count() else ""
-
-
 def _workers(process) -> list:
     return [
         p
@@ -67,17 +63,17 @@ def test_explain_runs_in_the_worker_and_shows_its_map_at_the_peak(demo_viewer):
 
     page, process, case, _folder = demo_viewer
     torch.set_num_threads(1)
-    _choose(page, "xaimed-method", "gradcam")
-    _choose(page, "xaimed-target", "lesion")
+    choose(page, "xaimed-method", "gradcam")
+    choose(page, "xaimed-target", "lesion")
     page.locator("#xaimed-explain").click()
     stages = set()
 
     def finished():
-        stages.add(_text(page, "xaimed-stage"))
-        return _text(page, "xaimed-status").startswith("explained")
+        stages.add(text_of(page, "xaimed-stage"))
+        return text_of(page, "xaimed-status").startswith("explained")
 
     wait_until(finished, timeout=240, step=0.2)
-    assert _text(page, "xaimed-message") == ""
+    assert text_of(page, "xaimed-message") == ""
     # the page was updated while the worker ran: several stages came through the event loop
     assert len({s for s in stages if s}) >= 3, stages
     assert len(_workers(process)) == 0  # the worker process has ended
@@ -116,17 +112,17 @@ def test_explain_runs_in_the_worker_and_shows_its_map_at_the_peak(demo_viewer):
 
 def test_cancel_stops_a_long_job_and_leaves_the_scene_as_it_was(demo_viewer):
     page, process, _case, _folder = demo_viewer
-    before = _text(page, "xaimed-colorbar")
-    _choose(page, "xaimed-method", "occlusion")
+    before = text_of(page, "xaimed-colorbar")
+    choose(page, "xaimed-method", "occlusion")
     page.locator("#xaimed-explain").click()
     wait_until(lambda: page.locator("#xaimed-cancel").is_enabled(), timeout=30)
     wait_until(lambda: _workers(process), timeout=60)
-    wait_until(lambda: _text(page, "xaimed-stage") not in ("", "starting the worker"), timeout=120)
+    wait_until(lambda: text_of(page, "xaimed-stage") not in ("", "starting the worker"), timeout=120)
     page.locator("#xaimed-cancel").click()
-    wait_until(lambda: _text(page, "xaimed-status") == "cancelled", timeout=30, step=0.1)
+    wait_until(lambda: text_of(page, "xaimed-status") == "cancelled", timeout=30, step=0.1)
     wait_until(lambda: not _workers(process), timeout=10)
     assert page.locator("#xaimed-explain").is_enabled()
-    after = _text(page, "xaimed-colorbar")
+    after = text_of(page, "xaimed-colorbar")
     assert after == before  # no new result was loaded
     assert process.poll() is None
 
@@ -138,18 +134,79 @@ def test_unreadable_scan_gives_a_message_in_the_page_and_the_server_keeps_runnin
     field = page.locator("#xaimed-scan_path")
     field.fill(str(broken))
     page.locator("#xaimed-load").click()
-    message = wait_until(lambda: _text(page, "xaimed-message"), timeout=30)
+    message = wait_until(lambda: text_of(page, "xaimed-message"), timeout=30)
     assert "cannot read" in message and "broken.nii.gz" in message and "\n" not in message
     assert process.poll() is None
     # still serving: a model that is no model is another one-line message, then a good scan loads
     page.locator("#xaimed-model_path").fill(str(tmp_path))
     page.locator("#xaimed-load").click()
-    wait_until(lambda: "neither a MONAI bundle nor a MeshNet" in _text(page, "xaimed-message"), timeout=30)
+    wait_until(lambda: "neither a MONAI bundle nor a MeshNet" in text_of(page, "xaimed-message"), timeout=30)
     from XAIMedSlicerLib.demo.model import CARD_PATH
 
     page.locator("#xaimed-model_path").fill(str(CARD_PATH))
     field.fill(str(Path(folder) / "image.nii.gz"))
     page.locator("#xaimed-load").click()
-    wait_until(lambda: _text(page, "xaimed-status") == "loaded image.nii.gz", timeout=30)
-    assert _text(page, "xaimed-message") == ""
+    wait_until(lambda: text_of(page, "xaimed-status") == "loaded image.nii.gz", timeout=30)
+    assert text_of(page, "xaimed-message") == ""
     assert page.locator("#xaimed-explain").is_enabled()
+
+
+def test_point_click_on_meshnet_explains_the_predicted_component_there(demo_viewer, shared_data, tmp_path):
+
+    from XAIMedSlicerLib.explain import explain
+
+    page, process, _case, _folder = demo_viewer
+    torch.set_num_threads(1)
+    crop_case = meshnet_crop(shared_data, tmp_path)
+    image, labels, model = crop_case["image"], crop_case["labels"], crop_case["model"]
+    # another case in the same page: the crop, its tissue labels and the MeshNet (a user's Load)
+    for key, path in (("scan_path", "scan"), ("labels_path", "labels_path"), ("names_path", "names_path")):
+        page.locator(f"#xaimed-{key}").fill(str(crop_case[path]))
+    page.locator("#xaimed-model_path").fill(str(model))
+    page.locator("#xaimed-load").click()
+    wait_until(lambda: text_of(page, "xaimed-status") == "loaded t1.nii.gz", timeout=60)
+    assert "meshnet" in text_of(page, "xaimed-model")
+    choose(page, "xaimed-method", "gradcam")
+    choose(page, "xaimed-target", TARGET)
+    page.locator("#xaimed-outlines").uncheck()
+    page.locator("#xaimed-legend").uncheck()
+    page.locator("#xaimed-point_mode").check()
+    wait_until(lambda: coloured(view_image(page, "Red")).sum() == 0, timeout=20)  # no map, no outlines
+    g = geometry(page)
+    picked = white_matter_pixel(g, image, labels)
+    assert picked, "no white-matter pixel near the axial view's centre"
+    column, row, ras = picked
+    click_view(page, column, row)
+    wait_until(lambda: text_of(page, "xaimed-status").startswith("explained"), timeout=180, step=0.2)
+    assert text_of(page, "xaimed-message") == ""
+    shown = [float(v) for v in text_of(page, "xaimed-point").split(":")[1].split(",")]
+    # the point placed by the click is the pixel's RAS position (to the slice view's pixel size)
+    pixel_mm = float(np.linalg.norm(np.asarray(g["Red"]["xy_to_ras"]).reshape(4, 4)[:3, 0]))
+    assert np.abs(np.asarray(shown) - ras).max() <= pixel_mm + 0.05
+
+    expected = explain(image, model, "gradcam", TARGET, region="point", point=tuple(shown))
+    info = text_of(page, "xaimed-target-info")
+    assert info.startswith(f"target: {TARGET}, point region of ")
+    voxels = int(info.split(" region of ")[1].split()[0])
+    # the same component as explain() finds here, up to a few argmax ties (the worker sums in another
+    # thread order: MeshNet's WM/GM logits tie to float precision on some boundary voxels)
+    assert abs(voxels - expected.target["region_voxels"]) <= 0.01 * expected.target["region_voxels"]
+    assert "click to overlay" in text_of(page, "xaimed-click")
+    # the new overlay is drawn (outlines off: what is coloured is the map)
+    wait_until(lambda: coloured(view_image(page, "Red")).sum() > 50, timeout=20)
+
+    # a click beside the image: a one-line message, no job, the server keeps serving
+    g = geometry(page)  # the views moved to the map's peak
+    w, h = g["Red"]["size"]
+    outside = next(
+        (c, r)
+        for c in range(0, w, 4)
+        for r in (h // 2,)
+        if np.any(np.round(image.ras_to_index(pixel_ras(g, "Red", c, r))) < -1)
+        or np.any(np.round(image.ras_to_index(pixel_ras(g, "Red", c, r))) > np.array(image.array.shape[::-1]))
+    )
+    before = text_of(page, "xaimed-status")
+    click_view(page, *outside)
+    wait_until(lambda: "outside the scan" in text_of(page, "xaimed-message"), timeout=20)
+    assert text_of(page, "xaimed-status") == before
+    assert process.poll() is None

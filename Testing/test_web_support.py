@@ -34,6 +34,8 @@ VIEW_ORDER = ("Green", "Yellow", "ThreeD", "Red")  # trame-slicer's "Quad View":
 COLOURED = 30  # max - min of RGB above this: overlay (the scan is grey)
 PLANTED = ((5, 1.0), (1, 0.6))  # (label, peak value): liver carries the global peak, spleen a smaller one
 SIGMA_MM, RADIUS_MM = 5.0, 10.0
+HALF = 24  # the MeshNet crop: 48^3 voxels of 1 mm around the T1's centre
+CENTRE_IJK = (127, 128, 110)
 
 
 def planted_case(shared_data, folder: Path, planted=PLANTED) -> dict:
@@ -87,6 +89,55 @@ def planted_case(shared_data, folder: Path, planted=PLANTED) -> dict:
         "names": names,
         "explanation": explanation,
     }
+
+
+def crop(volume, centre_ijk, half: int):
+    from XAIMedSlicerLib.geometry.volume import Volume
+
+    i, j, k = centre_ijk
+    array = volume.array[k - half : k + half, j - half : j + half, i - half : i + half]
+    origin = (volume.ijk_to_lps() @ np.array([i - half, j - half, k - half, 1.0]))[:3]
+    return Volume(np.ascontiguousarray(array), volume.spacing, origin, volume.direction)
+
+
+def meshnet_crop(shared_data, folder: Path) -> dict:
+    """A 48^3 crop of the real T1 and of the shared MeshNet tissue prediction, written as files."""
+    from XAIMedSlicerLib.io.volumes import read_volume, write_volume
+
+    image = crop(read_volume(shared_data("brain/t1_crop.nii.gz")), CENTRE_IJK, HALF)
+    labels = crop(
+        read_volume(shared_data("brain/t1_crop_tissue3_pred_model5_gw_ae.nii.gz")), CENTRE_IJK, HALF
+    )
+    write_volume(image, folder / "t1.nii.gz")
+    write_volume(labels, folder / "tissue.nii.gz")
+    (folder / "names.json").write_text(json.dumps({"1": "White Matter", "2": "Grey Matter"}))
+    return {
+        "image": image,
+        "labels": labels,
+        "scan": folder / "t1.nii.gz",
+        "labels_path": folder / "tissue.nii.gz",
+        "names_path": folder / "names.json",
+        "model": shared_data("models/meshnet/model5_gw_ae"),
+    }
+
+
+def white_matter_pixel(g, image, labels, tag: str = "Red"):
+    """(column, row, RAS) of the pixel nearest the view's centre deep in (the shared prediction's) white
+    matter, or None."""
+    from scipy import ndimage
+
+    w, h = g[tag]["size"]
+    deep = ndimage.binary_erosion(labels.array == 1, iterations=2)
+    grid = sorted(
+        ((c, r) for c in range(w // 6, w - w // 6, 3) for r in range(h // 6, h - h // 6, 3)),
+        key=lambda p: (p[0] - w / 2) ** 2 + (p[1] - h / 2) ** 2,
+    )
+    for column, row in grid:
+        ras = pixel_ras(g, tag, column, row)
+        i, j, k = np.round(image.ras_to_index(ras)).astype(int)
+        if all(0 <= v < n for v, n in zip((k, j, i), deep.shape, strict=True)) and deep[k, j, i]:
+            return column, row, ras
+    return None
 
 
 def free_port() -> int:
@@ -184,6 +235,12 @@ def view_image(page, tag: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(image.screenshot())).convert("RGB")).astype(int)
 
 
+def pixel_ras(g: dict, tag: str, column, row) -> np.ndarray:
+    """RAS (mm) of a pixel (column, row from the top) of a view's image."""
+    w, h = g[tag]["size"]
+    return (np.asarray(g[tag]["xy_to_ras"]).reshape(4, 4) @ np.array([column, h - 1 - row, 0, 1]))[:3]
+
+
 def ras_to_pixel(page_geometry: dict, tag: str, ras) -> tuple[float, float, float]:
     """(column, row from the top, distance to the slice plane in mm) of a RAS point in a view's image."""
     view = page_geometry[tag]
@@ -196,6 +253,25 @@ def ras_to_pixel(page_geometry: dict, tag: str, ras) -> tuple[float, float, floa
 def coloured(pixels: np.ndarray) -> np.ndarray:
     """Mask of the overlay's pixels (colour, where the scan is grey)."""
     return (pixels.max(axis=-1) - pixels.min(axis=-1)) > COLOURED
+
+
+def choose(page, element_id: str, text: str) -> None:
+    """Pick ``text`` in a select of the panel."""
+    page.locator(f"#{element_id}").click(force=True)  # Vuetify's field overlay takes the click
+    page.get_by_role("option", name=text, exact=True).click()
+    page.keyboard.press("Escape")
+
+
+def text_of(page, element_id: str) -> str:
+    """An element's text; "" when it is not in the page (the message is shown only when there is one)."""
+    element = page.locator(f"#{element_id}")
+    return (element.text_content() or "").strip() if element.count() else ""
+
+
+def click_view(page, column, row, tag: str = "Red") -> None:
+    """A mouse click on a pixel (column, row from the top) of a view's image."""
+    box = page.locator("img").nth(VIEW_ORDER.index(tag)).bounding_box()
+    page.mouse.click(box["x"] + column + 0.5, box["y"] + row + 0.5)
 
 
 def set_field(page, element_id: str, value) -> None:

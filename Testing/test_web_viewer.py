@@ -286,3 +286,73 @@ def test_side_by_side_maps_share_the_slice_position(viewer):
         ".v-field__clearable"
     ).click()
     wait_until(lambda: page.locator("img").count() == 4 and "Compare" not in geometry(page), timeout=30)
+
+
+def test_painted_disagreement_is_saved_in_the_study_with_exact_geometry(viewer, tmp_path):
+    from test_web_support import choose, pixel_ras, text_of
+    from XAIMedSlicerLib.io.volumes import read_volume
+    from XAIMedSlicerLib.study.store import CaseSpec, Study
+
+    page, case = viewer
+    db = tmp_path / "study.sqlite"
+    attribution = case["result"] / "attribution.nrrd"
+    study = Study.create(db, name="web", methods=["planted"], seed=0)
+    study.add_cases([CaseSpec("ct1", str(case["scan"]), "", {}, {"planted": str(attribution)})])
+    study.close()
+    _click_row(page, case["names"][LIVER])
+    wait_until(lambda: _centre_of(page, case["centres"][LIVER]))
+    for key, value in (("study_path", db), ("case_id", "ct1"), ("reader", "r1"), ("note", "not the liver")):
+        page.locator(f"#xaimed-{key}").fill(str(value))
+    set_field(page, "xaimed-brush_mm", 9)
+    choose(page, "xaimed-code", "missed")
+    page.locator("#xaimed-painting").check()
+    g = geometry(page)
+    w, h = g["Red"]["size"]
+    start, end = (w // 2, h // 2), (w // 2 + 40, h // 2 + 10)
+    box = page.locator("img").nth(3).bounding_box()  # the axial view
+    page.mouse.move(box["x"] + start[0] + 0.5, box["y"] + start[1] + 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0] + 0.5, box["y"] + end[1] + 0.5, steps=12)
+    page.mouse.up()
+
+    def painted():  # the stroke's end is drawn in the segment's magenta (mouse events arrive asynchronously)
+        r, green, b = view_image(page, "Red")[end[1], end[0]]
+        return r > 150 and b > 150 and green < 120
+
+    wait_until(painted, timeout=30)
+    page.locator("#xaimed-save-annotation").click()
+    wait_until(lambda: text_of(page, "xaimed-annotation") or text_of(page, "xaimed-message"), timeout=30)
+    assert text_of(page, "xaimed-message") == ""
+    assert text_of(page, "xaimed-annotation").startswith("saved annotation")
+
+    study = Study.open(db)
+    try:
+        (row,) = [r for r in study.annotations() if r["reader"] == "r1"]
+        annotation = study.load_annotation(row["id"])
+    finally:
+        study.close()
+    scan = read_volume(case["scan"])
+    labels = annotation.labels
+    # the region lies on the scan's grid, exactly
+    assert labels.array.shape == scan.array.shape
+    np.testing.assert_allclose(labels.ijk_to_ras(), scan.ijk_to_ras(), atol=1e-4)
+    assert row["method"] == "planted" and annotation.provenance.reader == "r1"
+    assert [s.category for s in annotation.segments] == ["missed"]
+    # the painted voxels: along the drag, within the 9 mm brush
+    a, b = pixel_ras(g, "Red", *start), pixel_ras(g, "Red", *end)
+    mask = annotation.mask()
+    kk, jj, ii = np.nonzero(mask)
+    affine = scan.ijk_to_ras()
+    ras = np.stack([ii, jj, kk], 1) @ affine[:3, :3].T + affine[:3, 3]
+    t = np.clip(((ras - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+    distance = np.linalg.norm(ras - (a + t[:, None] * (b - a)), axis=1)
+    half_voxel = 0.5 * np.linalg.norm(scan.spacing)
+    assert mask.sum() > 0 and distance.max() <= 4.5 + half_voxel
+    for point in (a, b, (a + b) / 2):
+        i, j, k = np.round(scan.ras_to_index(point)).astype(int)
+        assert mask[k, j, i], point
+    # the agreement shown in the page is the one stored with the annotation
+    shown = text_of(page, "xaimed-annotation")
+    for key in ("missed_share", "dice_missed"):
+        if row.get(key) is not None:
+            assert f"{key} {row[key]:.3f}" in shown

@@ -17,6 +17,8 @@ def add_view_arguments(parser: argparse.ArgumentParser, *, inputs: bool = True) 
             action="append",
             help="an explanation folder (xaimed explain --out) to show; repeat it for side by side",
         )
+        parser.add_argument("--study", help="study database (xaimed study init) for annotations")
+        parser.add_argument("--case", help="the case ID of this scan in the study")
     parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     parser.add_argument("--host", default="localhost", help="address to listen on")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -31,6 +33,8 @@ def serve(
 
     viewer = XAIViewer(encoder=args.encoder)
     viewer.load(image=image, model=model, labels=labels, label_names=label_names, result=result)
+    viewer.state.study_path = getattr(args, "study", None) or ""
+    viewer.state.case_id = getattr(args, "case", None) or ""
     print(f"xaimed view: serving on http://{args.host}:{args.port}/ (Ctrl+C to stop)", flush=True)
     viewer.start(port=args.port, open_browser=not args.no_browser, host=args.host)
     return 0

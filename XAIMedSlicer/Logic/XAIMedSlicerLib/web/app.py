@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -17,13 +16,14 @@ from pathlib import Path
 from ..errors import XAIError
 from ..slicerlogic import ExplainRequest, ExplainSession
 from . import loading, panel
+from .annotate import WebAnnotation
 from .compare import CompareViews
 from .job import WebJob
 from .point import PointPicker, check_inside
 from .scene_link import LAYOUT, slicer_scene, view_geometry
+from .util import Reported, compact_legend, make_global, number, peak_ras, segmentations, target_text
 from .view_click import ViewClicks, label_at
 
-log = logging.getLogger(__name__)
 GEOMETRY_POLL_S = 0.5
 TOP_OUTLINES = 5  # outlines of the structures with the largest share (and of the selected one)
 OPACITY_3D = 0.35
@@ -52,7 +52,7 @@ class XAIViewer:
         self.ss = slicer_scene(self.slicer_app)
         self.compare = CompareViews(self.slicer_app, self.layout_manager, self.ss)
         self.results: dict[str, object] = {}  # run name -> SceneBundle, for side by side
-        _make_global(self.ss)
+        make_global(self.ss)
         self.session = ExplainSession(self.ss)
         self.request = ExplainRequest()
         self.scan_volume = None
@@ -62,11 +62,13 @@ class XAIViewer:
         self.picker = PointPicker(self.slicer_app, self._on_point)
         self.clicks = ViewClicks(self.slicer_app, self._on_view_click)
         self._labels_cache: tuple | None = None  # (labelmap node ID, labels Volume)
+        self.annotation = WebAnnotation(self.slicer_app)
         panel.initial_state(self.state)
         panel.build_ui(self)
         self.state.change(*panel.DISPLAY_KEYS)(self._on_display_change)
         self.state.change("point_mode")(self._on_point_mode)
         self.state.change("compare_with")(self._on_compare)
+        self.state.change("painting")(self._on_painting)
         self.ctrl.on_server_ready.add(self._on_ready)
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -96,6 +98,16 @@ class XAIViewer:
                 )
                 s.status = f"loaded {Path(s.result_path).name}"
 
+    def load_from_page(self, scan="", model="", labels="", names="", result="") -> None:
+        """The Load button, with the fields' values as the page had them at the click."""
+        self.load(
+            image=scan or "",
+            model=model or "",
+            labels=labels or "",
+            label_names=names or "",
+            result=result or "",
+        )
+
     def _load_scan(self) -> None:
         s = self.state
         node, volume, path = loading.load_scan(self.ss, s.scan_path)
@@ -105,6 +117,9 @@ class XAIViewer:
         if old is not None and old.GetScene() is not None:
             self.ss.scene.RemoveNode(old)  # our own node of the previous scan, never a user's file
         s.scan_loaded, s.rows, s.selected_row, s.status = True, [], -1, f"loaded {path.name}"
+        self.results.clear()  # the results and the target point were of the previous scan
+        self.picker.clear()
+        s.results, s.compare_with, s.target_text, s.result_name, s.legend_css = [], None, "", "", ""
         self._show_scan()
 
     def _load_model(self) -> None:
@@ -122,9 +137,12 @@ class XAIViewer:
         from ..scene import show_in_slice_views
 
         show_in_slice_views(self.ss, self.request.inputVolume, None, 0.0, label=None)
-        for other in _segmentations(self.ss.scene):  # earlier results' structures: hidden
+        for other in segmentations(self.ss.scene):  # earlier results' structures: hidden
             if other is not self.request.structures and other.GetDisplayNode() is not None:
                 other.GetDisplayNode().SetVisibility(False)
+        legends = self.ss.scene.GetNodesByClass("vtkMRMLColorLegendDisplayNode")  # and their colour bars
+        for index in range(legends.GetNumberOfItems()):
+            legends.GetItemAsObject(index).SetVisibility(False)
         self._show_outlines(bool(self.state.outlines))
         for view in self.slicer_app.view_manager.get_slice_views():
             view.fit_view_to_content()
@@ -138,7 +156,7 @@ class XAIViewer:
         """Show one result: overlay as the display controls say, its outlines, its table; views on its peak."""
         from ..scene import center_slice_views, table_rows
 
-        for other in _segmentations(self.ss.scene):
+        for other in segmentations(self.ss.scene):
             if other is not bundle.segmentation_node and other.GetDisplayNode() is not None:
                 other.GetDisplayNode().SetVisibility(False)
         self.bundle = bundle
@@ -148,9 +166,9 @@ class XAIViewer:
         self.state.rows = panel.table_items(rows)
         self.state.selected_row = -1
         self.state.result_name = bundle.run_name
-        self.state.target_text = _target_text(bundle.attribution_node)
+        self.state.target_text = target_text(bundle.attribution_node)
         self.apply_display()
-        center_slice_views(self.ss, _peak_ras(bundle))
+        center_slice_views(self.ss, peak_ras(bundle))
         self._render()
 
     def apply_display(self) -> None:
@@ -158,7 +176,7 @@ class XAIViewer:
         if self.bundle is None:
             return
         s, p = self.state, self.request
-        p.colorMap, p.opacity, p.threshold = s.color_map, _number(s.opacity, 0, 1), _number(s.threshold, 0, 1)
+        p.colorMap, p.opacity, p.threshold = s.color_map, number(s.opacity, 0, 1), number(s.threshold, 0, 1)
         p.absoluteValue, p.onlyInsideSelected = bool(s.absolute), bool(s.only_inside)
         p.showLegend, p.volumeRendering = bool(s.legend), bool(s.render3d)
         selected = (
@@ -166,7 +184,7 @@ class XAIViewer:
         )
         shown = self.session.apply_display(self.bundle, p, selected)
         self._show_outlines(bool(s.outlines))
-        _compact_legend(self.ss.color_logic.GetColorLegendDisplayNode(shown), self.bundle)
+        compact_legend(self.ss.color_logic.GetColorLegendDisplayNode(shown), self.bundle)
         panel.legend_state(s, shown)
         if self.compare.active:
             self.compare.refresh(self.request.inputVolume or self.bundle.image_node, p.opacity)
@@ -278,11 +296,45 @@ class XAIViewer:
             other = self.results.get(compare_with or "")
             background = self.request.inputVolume or (other.image_node if other is not None else None)
             node = other.attribution_node if other is not None else None
-            self.compare.show(background, node, _number(self.state.opacity, 0, 1), LAYOUT)
+            self.compare.show(background, node, number(self.state.opacity, 0, 1), LAYOUT)
             self._render()
+
+    # ---- disagreement annotation -------------------------------------------------------------
+    def _on_painting(self, painting=False, **_kwargs) -> None:
+        """Paint on: a fresh region and the sphere brush (point mode off); off: views pan again."""
+        with self._reported():
+            if painting:
+                self.state.point_mode = False
+                self.annotation.start(self.request.inputVolume, number(self.state.brush_mm, 0.1, 200))
+            else:
+                self.annotation.stop()
+
+    def save_annotation(self, study="", case_id="", code="", reader="", note="") -> None:
+        """Save the painted region, coded, into the study database; the agreement goes to the page."""
+        s = self.state
+        s.update({"study_path": study, "case_id": case_id, "code": code, "reader": reader, "note": note})
+        with self._reported():
+            saved = self.annotation.save(
+                self.ss,
+                self.request.inputVolume,
+                self.scan_volume,
+                self.bundle,
+                study=s.study_path,
+                case_id=s.case_id,
+                code=s.code,
+                reader=s.reader,
+                note=s.note,
+            )
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in saved.agreement.items() if v is not None)
+            s.annotation_text = f"saved annotation {saved.annotation_id}" + (
+                f": {metrics}" if metrics else ""
+            )
+            s.painting = False
 
     def _on_point_mode(self, point_mode=False, **_kwargs) -> None:
         with self._reported():
+            if point_mode:
+                self.state.painting = False
             self.picker.enable(bool(point_mode))
 
     def _on_point(self, ras) -> None:
@@ -312,7 +364,7 @@ class XAIViewer:
                 self._show_outlines(bool(self.state.outlines))
 
     def _reported(self):
-        return _Reported(self.state)
+        return Reported(self.state)
 
     def _render(self) -> None:
         for view in self.slicer_app.view_manager.get_views():
@@ -336,80 +388,3 @@ class XAIViewer:
     def start(self, port: int = 0, *, open_browser: bool = True, host: str = "localhost") -> None:
         """Serve the page (blocking)."""
         self.server.start(port=port, host=host, open_browser=open_browser, show_connection_info=True)
-
-
-class _Reported:
-    """Context manager: an XAIError (or anything else) becomes the page's one-line message."""
-
-    def __init__(self, state) -> None:
-        self.state = state
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, _tb) -> bool:
-        if error is None or not isinstance(error, Exception):
-            return False
-        with self.state:
-            if isinstance(error, XAIError):
-                self.state.message = str(error)
-            else:
-                log.exception("XAIMedSlicer web viewer")
-                self.state.message = f"internal error: {type(error).__name__}: {error}"
-        return True
-
-
-def _target_text(node) -> str:
-    """What was explained, from the map's provenance: class, region and its size."""
-    from ..scene import get_provenance
-
-    target = get_provenance(node).get("target") or {}
-    if not isinstance(target, dict) or not target:
-        return ""
-    text = f"target: {target.get('class_name', target.get('kind', ''))}"
-    if target.get("region"):
-        text += f", {target['region']} region of {target.get('region_voxels', '?')} voxels"
-    return text
-
-
-def _compact_legend(legend, bundle) -> None:
-    """A slim colour bar at the right edge of each view, titled with the method."""
-    if legend is None:
-        return
-    legend.SetTitleText(str(bundle.run_name.split(" ")[1] if " " in bundle.run_name else bundle.run_name))
-    legend.SetSize(0.08, 0.4)
-    legend.GetTitleTextProperty().SetFontSize(14)
-    legend.GetLabelTextProperty().SetFontSize(11)
-
-
-def _number(value, lo: float, hi: float) -> float:
-    try:
-        return min(max(float(value), lo), hi)
-    except (TypeError, ValueError):
-        raise XAIError(f"'{value}' is not a number", f"give a number between {lo} and {hi}") from None
-
-
-def _segmentations(scene) -> list:
-    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
-    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())]
-
-
-def _peak_ras(bundle):
-    import numpy as np
-
-    from ..scene import volume_from_node
-
-    volume = volume_from_node(bundle.attribution_node, world=False)
-    k, j, i = np.unravel_index(int(np.argmax(volume.array)), volume.array.shape)
-    return volume.index_to_ras((i, j, k))
-
-
-def _make_global(ss) -> None:
-    """``slicer.mrmlScene`` / ``slicer.modules`` point at the viewer's scene (``slicer.util`` helpers)."""
-    import slicer
-
-    from ..scene.app import HeadlessModules
-
-    slicer.mrmlScene = ss.scene
-    if getattr(slicer, "app", None) is None:
-        slicer.modules = HeadlessModules(ss)

@@ -35,6 +35,8 @@ LEGEND_STOPS = 11
 
 def initial_state(state) -> None:
     """Defaults of every state name the page uses."""
+    from ..study.coding import CATEGORIES
+
     state.update(
         {
             "trame__title": "XAIMedSlicer viewer",
@@ -75,6 +77,15 @@ def initial_state(state) -> None:
             "selected_row": -1,
             "views": "{}",
             "results": [],
+            "study_path": "",
+            "case_id": "",
+            "code": "irrelevant",
+            "codes": list(CATEGORIES),
+            "reader": "",
+            "note": "",
+            "brush_mm": 6.0,
+            "painting": False,
+            "annotation_text": "",
             "compare_with": None,
         }
     )
@@ -133,7 +144,15 @@ def _inputs(viewer, v3) -> None:
         ("result_path", "Result folder (optional, xaimed explain --out)"),
     ):
         v3.VTextField(v_model=(key,), label=label, id=f"xaimed-{key}", density="compact", hide_details=True)
-    v3.VBtn("Load", click=viewer.load, id="xaimed-load", block=True, classes="my-2", disabled=("running",))
+    # the fields travel with the click: a value typed just before is not overtaken by the click
+    v3.VBtn(
+        "Load",
+        click=(viewer.load_from_page, "[scan_path, model_path, labels_path, names_path, result_path]"),
+        id="xaimed-load",
+        block=True,
+        classes="my-2",
+        disabled=("running",),
+    )
 
 
 def _explain(viewer, v3, html) -> None:
@@ -229,6 +248,40 @@ def _structures(viewer, v3, html) -> None:
                 html.Td("{{ row.ml }}")
 
 
+def _annotate(viewer, v3, html) -> None:
+    for key, label in (("study_path", "Study database (xaimed study init)"), ("case_id", "Case ID")):
+        v3.VTextField(v_model=(key,), label=label, id=f"xaimed-{key}", density="compact", hide_details=True)
+    v3.VSelect(
+        v_model=("code",), items=("codes",), label="Disagreement code", id="xaimed-code", density="compact"
+    )
+    v3.VTextField(
+        v_model=("reader",), label="Reader", id="xaimed-reader", density="compact", hide_details=True
+    )
+    v3.VTextField(v_model=("note",), label="Note", id="xaimed-note", density="compact", hide_details=True)
+    v3.VTextField(
+        v_model_number=("brush_mm",),
+        type="number",
+        label="Brush diameter (mm)",
+        id="xaimed-brush_mm",
+        density="compact",
+        hide_details=True,
+    )
+    v3.VSwitch(
+        v_model=("painting",),
+        label="Paint the region (drag in a slice view)",
+        id="xaimed-painting",
+        density="compact",
+        hide_details=True,
+    )
+    v3.VBtn(
+        "Save annotation",
+        click=(viewer.save_annotation, "[study_path, case_id, code, reader, note]"),
+        id="xaimed-save-annotation",
+        block=True,
+    )
+    html.Div("{{ annotation_text }}", id="xaimed-annotation", classes="text-caption")
+
+
 def build_ui(viewer) -> None:
     """The page layout; the views come from trame-slicer's layout manager."""
     from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -249,12 +302,13 @@ def build_ui(viewer) -> None:
                 click_close="message = ''",
                 classes="mb-2",
             )
-            with v3.VExpansionPanels(multiple=True, model_value=([0, 1, 2, 3],)):
+            with v3.VExpansionPanels(multiple=True, model_value=([0, 1, 2, 3, 4],)):
                 for title, fill in (
                     ("Inputs", lambda: _inputs(viewer, v3)),
                     ("Explain", lambda: _explain(viewer, v3, html)),
                     ("Display", lambda: _display(v3, html)),
                     ("Structures", lambda: _structures(viewer, v3, html)),
+                    ("Annotate a disagreement", lambda: _annotate(viewer, v3, html)),
                 ):
                     with v3.VExpansionPanel(title=title), v3.VExpansionPanelText():
                         fill()

@@ -51,6 +51,11 @@ class PointPicker:
         node.AddControlPointWorld(*[float(v) for v in np.asarray(ras, dtype=float).reshape(3)])
         self._on_defined(node, None)
 
+    def clear(self) -> None:
+        """No target point (a new scan was loaded)."""
+        if self.node is not None and self.node.GetScene() is not None:
+            self.node.RemoveAllControlPoints()
+
     def ras(self) -> np.ndarray | None:
         """The target point (RAS mm), or None."""
         if self.node is None or self.node.GetNumberOfControlPoints() < 1:

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=40, help="lesion test cases (over the four bases)")
     parser.add_argument("--val-cases", type=int, default=16, help="lesion cases for the IoU threshold")
     parser.add_argument("--train-cases", type=int, default=600)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--model", choices=("auto", "demo", "tiny"), default="auto")
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--quick", action="store_true", help="12 test cases, 8 validation cases")

@@ -17,6 +17,7 @@ from test_web_support import (
     browser_page,
     coloured,
     geometry,
+    pixel_ras,
     planted_case,
     ras_to_pixel,
     set_field,
@@ -204,44 +205,75 @@ def test_threshold_hides_the_weaker_blob_and_opacity_blends_linearly(viewer):
         np.testing.assert_allclose(half, (grey + colour) / 2, atol=3)  # alpha blending at 0.5
 
 
-def test_click_in_a_view_selects_the_structure_under_it(viewer):
+def _other_structure_pixel(page, case, exclude: int):
+    """(column, row, label) of the axial view's pixel nearest its centre that lies deep inside a listed
+    structure other than ``exclude`` (by the label map the result carries)."""
     from scipy import ndimage
 
     from XAIMedSlicerLib.io.volumes import read_volume
 
-    page, case = viewer
-    _click_row(page, case["names"][SPLEEN])
-    wait_until(lambda: _centre_of(page, case["centres"][SPLEEN]))
     labels = read_volume(case["result"] / "labels.nrrd")
     listed = {r["label"] for r in case["explanation"].structures}
     g = geometry(page)
     w, h = g["Red"]["size"]
-    m = np.asarray(g["Red"]["xy_to_ras"]).reshape(4, 4)
-    # a pixel of the axial view deep inside a listed structure other than the spleen, nearest the centre
-    target = None
     grid = sorted(
         ((c, r) for c in range(5, w - 5, 6) for r in range(5, h - 5, 6)),
         key=lambda p: (p[0] - w / 2) ** 2 + (p[1] - h / 2) ** 2,
     )
     for column, row in grid:
-        ras = (m @ np.array([column, h - 1 - row, 0, 1]))[:3]
-        i, j, k = np.round(labels.ras_to_index(ras)).astype(int)
+        i, j, k = np.round(labels.ras_to_index(pixel_ras(g, "Red", column, row))).astype(int)
         if not (0 <= i < labels.array.shape[2] and 0 <= j < labels.array.shape[1]):
             continue
         label = int(labels.array[k, j, i])
-        if label in listed and label != SPLEEN:
+        if label in listed and label != exclude:
             if ndimage.binary_erosion(labels.array[k] == label, iterations=2)[j, i]:
-                target = (column, row, label)
-                break
-    assert target, "no other structure on the axial view's middle row"
-    column, row, label = target
+                return column, row, label
+    raise AssertionError("no other structure in the axial view")
+
+
+def _click_axial(page, column, row) -> None:
     box = page.locator("img").nth(3).bounding_box()  # the axial view (Quad View: last)
     page.mouse.click(box["x"] + column + 0.5, box["y"] + row + 0.5)
+
+
+def test_click_in_a_view_selects_the_structure_under_it(viewer):
+    page, case = viewer
+    _click_row(page, case["names"][SPLEEN])
+    wait_until(lambda: _centre_of(page, case["centres"][SPLEEN]))
+    column, row, label = _other_structure_pixel(page, case, SPLEEN)
+    _click_axial(page, column, row)
     name = case["names"][label]
     wait_until(lambda: _status_is(page, f"selected {name}"), timeout=20)
-    row = page.locator("#xaimed-structures tbody tr", has_text=name).first
-    assert "bg-primary" in (row.get_attribute("class") or "")
+    table_row = page.locator("#xaimed-structures tbody tr", has_text=name).first
+    assert "bg-primary" in (table_row.get_attribute("class") or "")
     assert _centre_of(page, case["centres"][SPLEEN])  # a click selects; it does not move the views
+
+
+def test_only_inside_the_selected_structure_masks_the_map(viewer):
+    page, case = viewer
+    _plain(page)
+    set_field(page, "xaimed-threshold", 0.1)
+    _click_row(page, case["names"][SPLEEN])
+    wait_until(lambda: _centre_of(page, case["centres"][SPLEEN]))
+    _switch(page, "xaimed-only_inside", True)
+    try:
+        g = geometry(page)
+        w, h = g["Red"]["size"]
+
+        def blob_at_centre():
+            return bool(
+                coloured(view_image(page, "Red"))[h // 2 - 2 : h // 2 + 3, w // 2 - 2 : w // 2 + 3].all()
+            )
+
+        wait_until(blob_at_centre, timeout=20)  # inside the spleen: the spleen's blob stays
+        column, row, label = _other_structure_pixel(page, case, SPLEEN)
+        _click_axial(page, column, row)  # select another structure: the spleen's blob is outside it
+        wait_until(lambda: _status_is(page, f"selected {case['names'][label]}"), timeout=20)
+        wait_until(lambda: coloured(view_image(page, "Red")).sum() == 0, timeout=20)
+        _click_axial(page, w // 2, h // 2)  # the spleen again
+        wait_until(blob_at_centre, timeout=20)
+    finally:
+        _switch(page, "xaimed-only_inside", False)
 
 
 def _status_is(page, text: str) -> bool:
@@ -289,7 +321,7 @@ def test_side_by_side_maps_share_the_slice_position(viewer):
 
 
 def test_painted_disagreement_is_saved_in_the_study_with_exact_geometry(viewer, tmp_path):
-    from test_web_support import choose, pixel_ras, text_of
+    from test_web_support import choose, text_of
     from XAIMedSlicerLib.io.volumes import read_volume
     from XAIMedSlicerLib.study.store import CaseSpec, Study
 

@@ -10,9 +10,10 @@ peak +0.3 to +0.6) centred at a random pixel of the lungs; its ground-truth regi
 density exceeds a fifth of its peak.
 
 The classifier is the project's demo CXR classifier (``demo/cxr_model.py``) when its weights are there
-(``--model demo``), else a tiny CNN trained here (about a minute on two cores) on fresh cases of three
-bases (the CC0 example held out as an unseen patient). For each method, on the lesion cases of all four bases (fresh seeds): hit rate and
-mIoU with 95% percentile bootstrap CIs (1000 replicates, seeded) as CheXlocalize computes them
+(``--model demo``, with its card's preprocessing), else a tiny CNN trained here (10 epochs, 2-3 minutes
+on two cores) on fresh cases of three bases (the CC0 example held out as an unseen patient). For each
+method, on the lesion cases of all four bases (fresh seeds): hit rate and mIoU with 95% percentile
+bootstrap CIs (1000 replicates, seeded) as CheXlocalize computes them
 (``metrics.pointing``), the IoU threshold tuned on separate validation cases over 0.2-0.7, and the same
 figures for the anatomy-weighted map (map x chest prior). The held-out Dice of the atlas against the
 CheXmask masks is reported too. Prints markdown tables and writes ``bench/results/bench_cxr.json``.

@@ -2,8 +2,8 @@
 
 A base radiograph is scaled to [0, 1] (0.5th-99.5th percentile) and resized to ``BASE_SIZE`` pixels a
 side (anti-aliased). Training bases are the real radiographs of ``../shared/data/cxr`` (read by
-:func:`load_base`); the demo ships one of them, the CC0 example radiograph, as a 128-pixel PNG
-asset. Sizes below are in pixels of a ``BASE_SIZE`` image and scale with the image.
+:func:`load_base`); the demo explains the CC0 example radiograph among them, read from that folder
+(no radiograph is shipped with the package). Sizes below are in pixels of a ``BASE_SIZE`` image and scale with the image.
 A case may be augmented (affine, gamma, noise) and then gets a lesion: a *nodule* (a round,
 Gaussian-profiled density of radius 4-7 px) or an *opacity* (a fainter, larger, irregular density of
 three overlapping blobs), added where the lungs lie in a frontal radiograph (boxes per lung as
@@ -32,7 +32,7 @@ BASE_FILES = {
     "siim_cr": "cxr/siim_cr_monochrome2.dcm",
     "cc0_pa": "cxr/pa_normal_cc0.jpg",
 }
-DEMO_BASE = "cc0_pa"  # the demo's own radiograph (CC0), shipped as a PNG asset
+DEMO_BASE = "cc0_pa"  # the demo's own radiograph (CC0), read from the shared data folder
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 CARD_NAME = "demo_cxr_classifier.json"
 WEIGHTS_NAME = "demo_cxr_classifier.safetensors"
 ACCURACY_NAME = "demo_cxr_classifier_accuracy.json"
-BASE_IMAGE_NAME = "demo_cxr_base_cc0.png"  # the CC0 example radiograph (Wikimedia), 128 px
 CARD_PATH = ASSETS / CARD_NAME
 INPUT_SIZE = (64, 64)  # the adapter resizes any radiograph to this inside the graph
 

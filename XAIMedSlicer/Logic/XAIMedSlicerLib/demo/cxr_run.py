@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import XAIError
 from ..io.atomic import write_json
 from ..io.volumes import write_volume
-from .cxr_cases import CLASSES, DEMO_BASE, CxrCase, make_cxr_case
-from .cxr_model import ASSETS, BASE_IMAGE_NAME, CARD_PATH
+from .cxr_cases import BASE_FILES, CLASSES, DEMO_BASE, DEMO_SIZE, CxrCase, load_base, make_cxr_case
+from .cxr_model import CARD_PATH
 from .run import _progress_bar, fresh_seed, peak_report
 
 # occlusion's default box (16 voxels on every axis) does not fit a one-slice volume's single slice
@@ -27,16 +27,20 @@ METHOD_PARAMS = {"occlusion": {"window": [16, 16, 1], "stride": [8, 8, 1]}}
 
 
 def demo_base() -> np.ndarray:
-    """The bundled radiograph as the training script wrote it, scaled to [0, 1]."""
-    from ..io.radiograph import read_radiograph
+    """The CC0 example radiograph of the shared data folder, as the classifier was trained on it, in [0, 1].
 
-    path = ASSETS / BASE_IMAGE_NAME
+    The radiograph is not shipped with the package (the data folder is the one source of real images):
+    it is read from ``$XAIMED_SHARED_DATA/cxr`` or ``../shared/data/cxr``.
+    """
+    from ..anatomy.cxr_atlas import default_atlas_folder
+
+    path = default_atlas_folder().parent / BASE_FILES[DEMO_BASE]  # BASE_FILES are relative to the data root
     if not path.exists() or not CARD_PATH.exists():
         raise XAIError(
-            f"the chest X-ray demo files are missing from this installation ({path.name}, {CARD_PATH.name})",
-            "reinstall the package, or retrain with `python -m XAIMedSlicerLib.demo.cxr_train`",
+            f"the chest X-ray demo needs {path} and the bundled classifier {CARD_PATH.name}",
+            "set XAIMED_SHARED_DATA to the shared data folder (the one holding cxr/)",
         )
-    return read_radiograph(path)[0].array[0] / 255.0
+    return np.rint(load_base(path, DEMO_SIZE) * 255) / 255.0
 
 
 def make_demo_case(seed: int) -> CxrCase:

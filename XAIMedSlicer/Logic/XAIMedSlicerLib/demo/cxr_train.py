@@ -38,7 +38,6 @@ from .cxr_cases import BASE_FILES, BASE_SIZE, DEMO_BASE, DEMO_SIZE, load_base, m
 from .cxr_model import (
     ACCURACY_NAME,
     ASSETS,
-    BASE_IMAGE_NAME,
     CARD_NAME,
     INPUT_SIZE,
     PREPROCESSING,
@@ -152,13 +151,10 @@ def pointing_hit_rate(net: torch.nn.Module, cases) -> float:
     return float(np.mean(hits))
 
 
-def write_outputs(net, out_dir: Path, training: dict, accuracy: dict, base_png: np.ndarray) -> Path:
-    from PIL import Image
+def write_outputs(net, out_dir: Path, training: dict, accuracy: dict) -> Path:
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / BASE_IMAGE_NAME) as tmp:
-        Image.fromarray(base_png).save(tmp, format="PNG")
     weights = out_dir / WEIGHTS_NAME
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
@@ -186,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: radiographs missing under {data}: {', '.join(missing)} (give --data)")
     base_png = np.rint(load_base(data / BASE_FILES[DEMO_BASE], DEMO_SIZE) * 255).astype(np.uint8)
     bases = {name: load_base(data / rel) for name, rel in BASE_FILES.items() if name != DEMO_BASE}
-    bases[DEMO_BASE] = base_png.astype(np.float32) / 255.0  # the demo's image as it ships
+    bases[DEMO_BASE] = base_png.astype(np.float32) / 255.0  # the demo's image as demo_base() reads it
     cases, xs, ys = make_set(bases, args.cases, TRAIN_SEED_BASE, "training cases")
     net = train(xs, ys, lesion_coverage(cases, CAM_CELLS), args.epochs)
     seconds_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
@@ -223,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "off_lesion_class_map_share": {"layer": "class_layers.relu", "weight": CAM_WEIGHT}
         },
     }
-    card = write_outputs(net, Path(args.out), training, accuracy, base_png)
+    card = write_outputs(net, Path(args.out), training, accuracy)
     print(
         f"held-aside accuracy: {accuracy['held_out_accuracy']:.3f} on {len(held)} fresh cases "
         f"({', '.join(f'{k} {v:.3f}' for k, v in per_base.items())}); Grad-CAM hit rate {hit:.3f} on "

@@ -79,6 +79,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 method_params=params,
                 sliding_window=args.sliding_window,
                 sliding_overlap=args.sliding_overlap,
+                anatomy=args.anatomy,
                 progress=update,
             )
             if args.validate:
@@ -216,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--target", default=None, help="class name or index (default: the predicted class)")
     ex.add_argument("--labels", help="label map of anatomical structures")
     ex.add_argument("--label-names", help="JSON or colour table naming the labels")
+    ex.add_argument(
+        "--anatomy",
+        choices=["chest"],
+        help="make the structures: chest = lungs, heart, mediastinum, outside body of a radiograph (atlas)",
+    )
     ex.add_argument("--region", default="predicted", choices=["predicted", "mask", "box", "point"])
     ex.add_argument("--mask", help="region mask for segmentation targets")
     ex.add_argument("--box", type=float, nargs=6, metavar=("R0", "A0", "S0", "R1", "A1", "S1"))

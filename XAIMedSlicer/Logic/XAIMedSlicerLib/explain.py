@@ -47,6 +47,7 @@ def explain(
     roi: tuple[tuple[float, float, float], tuple[int, int, int]] | None = None,
     sliding_window: tuple[int, int, int] | None = None,
     sliding_overlap: float = 0.25,
+    anatomy: str | None = None,
     progress: Progress | None = None,
 ) -> Explanation:
     """Explain one prediction of ``model`` on ``image``; the attribution comes back on ``image``'s grid.
@@ -58,7 +59,9 @@ def explain(
     ``roi = (centre_ras_mm, size_voxels)`` runs the network on a crop of the preprocessed scan;
     the attribution is zero outside it. ``sliding_window = (X, Y, Z)`` runs a patch network over the whole
     (full-size) scan by MONAI sliding-window inference with ``sliding_overlap``; every method then
-    explains that blended output exactly (see :mod:`.methods.sliding`).
+    explains that blended output exactly (see :mod:`.methods.sliding`). ``anatomy="chest"`` labels a
+    radiograph's lungs, heart, mediastinum and the air outside the body with the registered CheXmask
+    atlas (:mod:`.anatomy.cxr_regions`) instead of a ``labels`` file.
     """
     report = progress or (lambda _f, _m: None)
     timer = StageTimer()
@@ -76,6 +79,8 @@ def explain(
         label_volume = None
         if labels is not None:
             label_volume = align_labels(labels if isinstance(labels, Volume) else read_volume(labels), image)
+        if anatomy is not None:
+            label_volume, names = _anatomy(anatomy, image, labels, report)
         loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     report(0.05, "preprocessing")
     _seed_everything(seed)
@@ -145,6 +150,7 @@ def explain(
         },
         "target": tgt.describe(),
         "seed": seed,
+        "anatomy": anatomy,
         "sliding_window": None
         if sliding_window is None
         else {"roi_size": [int(r) for r in sliding_window], "overlap": sliding_overlap, "mode": "gaussian"},
@@ -163,6 +169,18 @@ def explain(
         structures=structures,
         provenance=provenance,
     )
+
+
+def _anatomy(kind: str, image: Volume, labels, report) -> tuple[Volume, dict[int, str]]:
+    """Structures made for the image (``chest``: the registered chest atlas of a radiograph)."""
+    if kind != "chest":
+        raise XAIError(f"unknown anatomy '{kind}'", "use chest (radiographs), or give --labels")
+    if labels is not None:
+        raise XAIError("both a label map and --anatomy were given", "give one of them")
+    from .anatomy.cxr_regions import cxr_anatomy
+
+    chest = cxr_anatomy(image, progress=lambda f, m: report(0.01 + 0.03 * f, m))
+    return chest.labels, dict(chest.names)
 
 
 def _sliding(net, task: str, x: torch.Tensor, roi, overlap: float) -> SlidingWindowModel:

@@ -5,7 +5,8 @@ explained by the bundled 2D classifier through the same ``explain()`` pipeline a
 ``lesion_mask.nrrd``, ``case.json``), every output of ``xaimed explain`` for it, and ``demo.json``
 (prediction, attribution peak and whether it lies inside the inserted lesion). Nothing is
 downloaded: the radiograph (the CC0 example radiograph, one of the four training radiographs; the
-lesion of a demo seed is new) and the model ship with this package.
+lesion of a demo seed is new) is read from the shared data folder, the model ships with this package,
+and the chest anatomy (lungs, heart, mediastinum, outside the body) is the registered CheXmask atlas.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def run_cxr_demo(
             CLASSES[1],
             seed=seed,
             method_params=METHOD_PARAMS.get(method),
+            anatomy="chest",
             progress=lambda f, m: progress(0.05 + 0.8 * f, m),
         )
         progress(0.85, "writing outputs")

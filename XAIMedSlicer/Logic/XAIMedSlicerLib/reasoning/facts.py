@@ -229,12 +229,24 @@ def structure_facts(explanation: Explanation, target_class: str) -> list:
     return facts
 
 
+NOT_ANATOMY = ("outside body", "background", "air")  # labelled, but not anatomy (radiograph labels)
+
+
+def anatomy_mask(explanation: Explanation) -> np.ndarray | None:
+    """Voxels inside the labelled anatomy: labelled, and not a structure named in ``NOT_ANATOMY``."""
+    if explanation.labels is None:
+        return None
+    labels = np.asarray(explanation.labels.array)
+    outside = [k for k, name in (explanation.label_names or {}).items() if str(name).lower() in NOT_ANATOMY]
+    return (labels != 0) & ~np.isin(labels, outside)
+
+
 def outside_fact(explanation: Explanation) -> OutsideFact:
     if explanation.labels is None:
         return OutsideFact("O1", False, None)
     positive = np.maximum(np.asarray(explanation.attribution.array, dtype=np.float64), 0.0)
     total = float(positive.sum())
-    inside = float(positive[np.asarray(explanation.labels.array) != 0].sum())
+    inside = float(positive[anatomy_mask(explanation)].sum())
     share = (total - inside) / total if total > 0 else 0.0
     return OutsideFact("O1", True, q(100.0 * max(share, 0.0), PERCENT))
 
@@ -246,7 +258,7 @@ def laterality_fact(explanation: Explanation) -> LateralityFact:
     affine = attribution.ijk_to_ras()
     nk, nj, ni = attribution.array.shape
     base = affine[0, 0] * np.arange(ni)[None, :] + affine[0, 1] * np.arange(nj)[:, None] + affine[0, 3]
-    labels = None if explanation.labels is None else np.asarray(explanation.labels.array) != 0
+    labels = anatomy_mask(explanation)
     if labels is not None and labels.any():
         lo, hi = np.inf, -np.inf
         for k in range(nk):

@@ -57,7 +57,10 @@ def _run(explanation: Explanation, model) -> dict:
     from ..preprocess.pipeline import map_to_model_grid
 
     model_input = prepare_input(explanation.image, model.card.preprocessing, model.device)
-    labels = map_to_model_grid(explanation.labels, model_input.grid, "nearest").array  # [k, j, i]
+    from .facts import anatomy_mask  # labelled structures that are anatomy (not "outside body")
+
+    anatomy = explanation.labels.with_array(anatomy_mask(explanation).astype(np.uint8))
+    labels = map_to_model_grid(anatomy, model_input.grid, "nearest").array  # [k, j, i]
     x, fill = masked_input(model_input.tensor, kji_to_xyz(labels))
     with torch.inference_mode():
         probs = torch.softmax(as_logits(model.network(x)).float(), dim=1)[0].cpu().numpy()

@@ -44,3 +44,26 @@ def test_explain_a_radiograph_with_chest_anatomy(tmp_path, shared_data, capsys):
     assert abs(facts["O1"]["share_percent"] - 100 * (1 - inside)) < 0.051
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["anatomy"] == "chest"
+
+
+def test_radiograph_text_gives_areas_and_parses_back(tmp_path, shared_data, capsys):
+    """On a radiograph the words give areas in the image plane (a projection has no volume), and the
+    text still reads back into exactly the written facts."""
+    from XAIMedSlicerLib.reasoning.facts import fact_to_dict
+    from XAIMedSlicerLib.reasoning.text import parse_text
+
+    out = tmp_path / "out"
+    code = main(["explain", "--image", str(shared_data("cxr/00027426_000.png")), "--model", str(CARD_PATH),
+                 "--method", "saliency", "--anatomy", "chest", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    text = (out / "explanation.txt").read_text()
+    assert " mL" not in text and "cm² in the image plane" in text
+    written = json.loads((out / "facts.json").read_text())["facts"]
+    assert json.loads(json.dumps([fact_to_dict(f) for f in parse_text(text)])) == written
+    rows = json.loads((out / "structures.json").read_text())
+    spacing = read_volume(out / "attribution.nrrd").spacing
+    by_name = {f["name"]: f for f in written if f["kind"] == "structure"}
+    for row in rows if isinstance(rows, list) else rows["structures"]:
+        if row["name"] in by_name:
+            area = row["voxels"] * spacing[0] * spacing[1] / 100.0
+            assert abs(by_name[row["name"]]["area_cm2"] - area) <= 5e-4 * max(1.0, area)

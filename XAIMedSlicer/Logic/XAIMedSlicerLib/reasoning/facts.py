@@ -51,10 +51,11 @@ class StructureFact:
     mean: float  # mean positive attribution per voxel (attribution units)
     peak: float  # highest attribution inside (attribution units)
     peak_ras: tuple[float, float, float]  # mm
-    volume_ml: float
+    volume_ml: float | None  # of a 3D structure; None on a radiograph (a projection has no volume)
     snomed_code: str | None  # SNOMED CT type code when the terminology table knows the structure
     snomed_meaning: str | None
     side: str | None  # "left"/"right" from the structure name
+    area_cm2: float | None = None  # of a structure on a radiograph (one-slice image), in the image plane
     kind: ClassVar[str] = "structure"
 
 
@@ -200,6 +201,8 @@ def structure_facts(explanation: Explanation, target_class: str) -> list:
     from ..scene.terminology import normalise, terminology_entry
 
     rows = explanation.structures
+    flat = explanation.attribution.array.shape[0] == 1  # a radiograph: areas, not volumes
+    pixel_mm2 = float(explanation.attribution.spacing[0]) * float(explanation.attribution.spacing[1])
     facts: list = []
     for rank, row in enumerate(rows[:MAX_STRUCTURES], start=1):
         entry = terminology_entry(row["name"])
@@ -216,10 +219,11 @@ def structure_facts(explanation: Explanation, target_class: str) -> list:
                 mean=q(row["positive_mean"], VALUE),
                 peak=q(row["peak"], VALUE),
                 peak_ras=tuple(q(row[f"peak_{c}"], MM) for c in "ras"),
-                volume_ml=q(row["volume_ml"], VALUE),
+                volume_ml=None if flat else q(row["volume_ml"], VALUE),
                 snomed_code=None if code is None else code[0],
                 snomed_meaning=None if code is None else code[1],
                 side=None if side is None else side[1].lower(),
+                area_cm2=q(row["voxels"] * pixel_mm2 / 100.0, VALUE) if flat else None,
             )
         )
     rest = rows[MAX_STRUCTURES:]

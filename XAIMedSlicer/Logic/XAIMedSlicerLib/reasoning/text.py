@@ -4,7 +4,7 @@ Every line of ``explanation.txt`` is one sentence made from exactly one fact and
 fact's reference, e.g. ``... lies in the white matter (SNOMED CT 389080008 White Matter) ... [S1]``.
 Structure names are the label names as given, with the SNOMED CT concept of the segment terminology
 (``scene.terminology``) where one is known and the side taken from the name; positions are RAS mm,
-volumes mL, and shares percent of the map's positive attribution. :func:`parse_text` turns the text
+volumes mL (areas cm² on a radiograph), and shares percent of the map's positive attribution. :func:`parse_text` turns the text
 back into the facts, and ``Testing/test_reasoning_text.py`` requires them to equal the input.
 """
 
@@ -61,9 +61,14 @@ def _body(fact) -> str:
         )
         term = f"{', '.join(terms)}; " if terms else ""
         r, a, s = (_f(v, ".1f") for v in fact.peak_ras)
+        size = (
+            f"{_f(fact.volume_ml, VALUE)} mL"
+            if fact.volume_ml is not None
+            else f"{_f(fact.area_cm2, VALUE)} cm² in the image plane"
+        )
         return (
             f"{lead} the evidence for *{fact.evidence_for}* ({_f(fact.share_percent, PERCENT)}%) lies in "
-            f"the {fact.name} ({term}{_f(fact.volume_ml, VALUE)} mL; mean attribution {_f(fact.mean, VALUE)}, "
+            f"the {fact.name} ({term}{size}; mean attribution {_f(fact.mean, VALUE)}, "
             f"peak {_f(fact.peak, VALUE)} at R {r}, A {a}, S {s} mm; label {fact.label})."
         )
     if isinstance(fact, OtherStructuresFact):
@@ -127,7 +132,7 @@ _PATTERNS = [
     (
         "structure",
         rf"(?:Most of|The largest share of|A share of) the evidence for \*(?P<for>.+?)\* \((?P<share>{_NUM})%\) "
-        rf"lies in the (?P<name>.+?) \((?:(?P<terms>[^;()]*); )?(?P<vol>{_NUM}) mL; mean attribution "
+        rf"lies in the (?P<name>.+?) \((?:(?P<terms>[^;()]*); )?(?:(?P<vol>{_NUM}) mL|(?P<area>{_NUM}) cm² in the image plane); mean attribution "
         rf"(?P<mean>{_NUM}), peak (?P<peak>{_NUM}) at R (?P<r>{_NUM}), A (?P<a>{_NUM}), S (?P<s>{_NUM}) mm; "
         r"label (?P<label>-?\d+)\)\.",
     ),
@@ -201,8 +206,9 @@ def _fact(kind: str, m: re.Match):
                 code, meaning = term[len("SNOMED CT ") :].split(" ", 1)
         return StructureFact(
             ref, int(ref[1:]), g["for"], int(g["label"]), g["name"], float(g["share"]), float(g["mean"]),
-            float(g["peak"]), (float(g["r"]), float(g["a"]), float(g["s"])), float(g["vol"]), code, meaning,
-            side,
+            float(g["peak"]), (float(g["r"]), float(g["a"]), float(g["s"])),
+            None if g["vol"] is None else float(g["vol"]), code, meaning, side,
+            None if g["area"] is None else float(g["area"]),
         )  # fmt: skip
     if kind == "other":
         return OtherStructuresFact(ref, int(g["n"]), float(g["share"]))

@@ -148,6 +148,7 @@ class XAIMedSlicerParameterNode:
     onlyInsideSelected: bool = False
     igSteps: Annotated[int, WithinRange(2, 512)] = 32
     methodParameters: str = ""
+    chestAnatomy: bool = False
     slidingWindow: str = ""
     chunkSize: Annotated[int, WithinRange(0, 256)] = 0
     memoryBudgetMB: Annotated[float, WithinRange(0.0, 1000000.0)] = 0.0

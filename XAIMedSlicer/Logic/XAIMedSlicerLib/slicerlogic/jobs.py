@@ -87,6 +87,7 @@ def _start_explain_in(ss, folder, request, fault) -> SessionJob:
         params={"steps": int(request.igSteps)} if request.method == "ig" else {},
         param_items=method_parameter_items(request),
         sliding_window=sliding_window(request),
+        anatomy="chest" if getattr(request, "chestAnatomy", False) and not request.structures else None,
         chunk=int(request.chunkSize) or None,
         memory_budget_mb=float(request.memoryBudgetMB) or None,
         seed=int(request.seed),

@@ -52,6 +52,7 @@ class ExplainRequest:
     onlyInsideSelected: bool = False
     igSteps: int = 32
     methodParameters: str = ""  # KEY=VALUE items, typed in the worker by the method's declared schema
+    chestAnatomy: bool = False  # a radiograph: lungs, heart, mediastinum, outside body from the atlas
     slidingWindow: str = ""  # "96 96 96": a patch network over a full-size scan by sliding windows
     chunkSize: int = 0
     memoryBudgetMB: float = 0.0

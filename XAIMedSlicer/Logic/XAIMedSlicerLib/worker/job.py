@@ -63,6 +63,7 @@ class WorkerJob:
     memory_budget_mb: float | None = None
     seed: int | None = None
     sliding_window: list[int] | None = None
+    anatomy: str | None = None  # "chest": the worker labels a radiograph's lungs, heart, mediastinum
     sliding_overlap: float = 0.25
     validate: bool = False
     validate_options: dict = field(default_factory=dict)

@@ -180,6 +180,7 @@ def _explain(job: WorkerJob, image, loaded, partial: Path, report, emitter: Emit
             method_params=params,
             sliding_window=tuple(job.sliding_window) if job.sliding_window else None,
             sliding_overlap=job.sliding_overlap,
+            anatomy=job.anatomy,
             progress=lambda f, m: report("explain", f, f"{m} ({where})"),
         )
 

@@ -44,6 +44,8 @@ def test_explain_a_radiograph_with_chest_anatomy(tmp_path, shared_data, capsys):
     assert abs(facts["O1"]["share_percent"] - 100 * (1 - inside)) < 0.051
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["anatomy"] == "chest"
+    page = (out / "report.html").read_text()
+    assert "Area in the image (cm²)" in page and "Volume (mL)" not in page  # a projection has no volume
 
 
 def test_radiograph_text_gives_areas_and_parses_back(tmp_path, shared_data, capsys):

@@ -28,6 +28,7 @@ COLUMN_TITLES = {
     "name": "Structure",
     "voxels": "Voxels",
     "volume_ml": "Volume (mL)",
+    "area_cm2": "Area in the image (cm²)",
     "positive_sum": "Positive sum (a.u.)",
     "positive_mean": "Mean positive attribution (a.u.)",
     "positive_share": "Share of positive evidence",
@@ -60,7 +61,7 @@ def cell_text(column: str, raw: str) -> str:
         return raw
     if column == "positive_share":
         return f"{100.0 * value:.1f}%"
-    if column in ("peak_r", "peak_a", "peak_s", "volume_ml"):
+    if column in ("peak_r", "peak_a", "peak_s", "volume_ml", "area_cm2"):
         return f"{value:.1f}"
     return f"{value:.4g}"
 
@@ -84,6 +85,12 @@ def read_structures(folder: Path, index: dict) -> dict:
         ]
         columns = list(records[0]) if records else []
         source = "explanation.json" if records else None
+    geometry = (index.get("image") or {}).get("geometry") or {}
+    if (geometry.get("shape_kji") or [0])[0] == 1 and "volume_ml" in columns:  # a radiograph: areas
+        sx, sy = (float(v) for v in geometry["spacing"][:2])
+        columns = ["area_cm2" if c == "volume_ml" else c for c in columns]
+        for r in records:
+            r["area_cm2"] = repr(float(r["voxels"]) * sx * sy / 100.0) if r.get("voxels") else ""
     rows = [[{"column": c, "raw": r[c], "text": cell_text(c, r[c])} for c in columns] for r in records]
     shares = [float(r["positive_share"]) for r in records if r.get("positive_share") not in (None, "")]
     outside = 1.0 - sum(shares) if shares else None

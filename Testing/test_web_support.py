@@ -147,8 +147,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def viewer_server(*args: str, timeout: float = 90.0):
-    """``xaimed view ARGS --port P --no-browser`` in a subprocess; yields (url, process)."""
+def viewer_server(*args: str, timeout: float = 90.0, subcommand: str = "view"):
+    """``xaimed view ARGS --port P --no-browser`` (or another subcommand that serves the viewer, such as
+    ``demo ... --view``) in a subprocess; yields (url, process)."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"xaimed-view-{port}.log", "w+")  # noqa: SIM115
@@ -156,7 +157,7 @@ def viewer_server(*args: str, timeout: float = 90.0):
         sys.executable,
         "-m",
         "XAIMedSlicerLib.cli",
-        "view",
+        subcommand,
         *args,
         "--port",
         str(port),
@@ -200,9 +201,20 @@ def browser_page(url: str):
             page.goto(url)
             page.wait_for_selector("#xaimed-views", state="attached", timeout=60_000)
             wait_until(lambda: len(geometry(page)) == 3 and page.locator("img").count() == 4, 60)
+            wait_until(lambda: sizes_settled(page), 60)
             yield page
         finally:
             browser.close()
+
+
+def sizes_settled(page) -> bool:
+    """Whether every slice view's size on the server is its image's size in the page (after a resize)."""
+    g = geometry(page)
+    for tag in ("Red", "Green", "Yellow"):
+        box = page.locator("img").nth(VIEW_ORDER.index(tag)).bounding_box()
+        if box is None or g.get(tag, {}).get("size") != [round(box["width"]), round(box["height"])]:
+            return False
+    return True
 
 
 def wait_until(condition, timeout: float = 30.0, step: float = 0.3):

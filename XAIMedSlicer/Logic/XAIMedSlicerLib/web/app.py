@@ -379,10 +379,11 @@ class XAIViewer:
         while True:
             self.compare.sync()
             text = json.dumps(view_geometry(self.ss, self.compare.geometry_views()), sort_keys=True)
-            if text != last:
+            if text != last:  # a view was resized or moved: push fresh frames to the page
                 with self.state:
                     self.state.views = text
                 last = text
+                self._render()
             await asyncio.sleep(GEOMETRY_POLL_S)
 
     def start(self, port: int = 0, *, open_browser: bool = True, host: str = "localhost") -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from XAIMedSlicerLib.demo.cxr_model import CARD_PATH
@@ -24,7 +27,9 @@ def test_radiograph_with_chest_anatomy_in_the_module_logic(shared_data):
     session = ExplainSession(ss)
     radiograph = read_volume(shared_data("cxr/00000001_000.png"))
     node = add_volume(ss, radiograph, "chest x-ray")
-    p = ExplainRequest(inputVolume=node, modelPath=CARD_PATH, method="gradcam", device="cpu",
+    # a model path relative to where the user started (the worker runs in its own folder)
+    relative = Path(os.path.relpath(CARD_PATH))
+    p = ExplainRequest(inputVolume=node, modelPath=relative, method="gradcam", device="cpu",
                        chestAnatomy=True, validateMap=False)  # fmt: skip
     job = session.start_explain(p)
     outcome = job.process.wait(timeout=300)

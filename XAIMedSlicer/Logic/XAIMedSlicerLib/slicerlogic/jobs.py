@@ -76,7 +76,7 @@ def _start_explain_in(ss, folder, request, fault) -> SessionJob:
         labels_path = str(write_volume(labels, folder.input_path("labels.nrrd")))
     job = WorkerJob(
         image=image,
-        model=str(request.modelPath),
+        model=str(Path(request.modelPath).expanduser().resolve()),  # the worker runs in its own folder
         out_dir=str(folder.out_dir),
         method=request.method,
         target=str(request.targetClass or "").strip() or None,
@@ -110,7 +110,7 @@ def start_segment(request) -> SessionJob:
     try:
         job = WorkerJob(
             image=_write_image(request, folder),
-            model=str(request.segmentationModelPath),
+            model=str(Path(request.segmentationModelPath).expanduser().resolve()),
             out_dir=str(folder.out_dir),
             mode="segment",
             device=request.device,

@@ -21,7 +21,7 @@ from ..io.atomic import write_json
 from ..io.volumes import write_volume
 from .cxr_cases import BASE_FILES, CLASSES, DEMO_BASE, DEMO_SIZE, CxrCase, load_base, make_cxr_case
 from .cxr_model import CARD_PATH
-from .run import _progress_bar, fresh_seed, peak_report
+from .run import explain_demo_case, fresh_seed
 
 # occlusion's default box (16 voxels on every axis) does not fit a one-slice volume's single slice
 METHOD_PARAMS = {"occlusion": {"window": [16, 16, 1], "stride": [8, 8, 1]}}
@@ -67,24 +67,20 @@ def run_cxr_demo(
 ) -> dict:
     """Make a case (``seed``: a fresh one when None), explain the lesion class, report and write."""
     from ..explain import explain
-    from ..export import write_explanation
-    from ..io.outputs import OutputDir
 
     say = (lambda *_a: None) if quiet else (lambda *a: print(*a, flush=True))
     seed = fresh_seed() if seed is None else int(seed)
     say(f"chest X-ray demo case seed: {seed} (rerun it with --seed {seed})")
     case = make_demo_case(seed)
-    out = OutputDir(out_dir, force=force)
-    bar = None
-    try:
-        if progress is None:
-            bar, progress = _progress_bar(f"cxr demo {method}")
-        progress(0.0, "making the case")
-        image, mask = case.volume(), case.mask_volume()
-        write_volume(image, out.staging / "image.nrrd")
-        write_volume(mask, out.staging / "lesion_mask.nrrd")
-        write_json(out.staging / "case.json", {"seed": seed, **case.describe()})
-        expl = explain(
+    image, mask = case.volume(), case.mask_volume()
+
+    def write_inputs(folder) -> None:
+        write_volume(image, folder / "image.nrrd")
+        write_volume(mask, folder / "lesion_mask.nrrd")
+        write_json(folder / "case.json", {"seed": seed, **case.describe()})
+
+    def explain_case(report):
+        return explain(
             image,
             model,
             method,
@@ -92,27 +88,20 @@ def run_cxr_demo(
             seed=seed,
             method_params=METHOD_PARAMS.get(method),
             anatomy="chest",
-            progress=lambda f, m: progress(0.05 + 0.8 * f, m),
+            progress=report,
         )
-        progress(0.85, "writing outputs")
-        write_explanation(expl, out.staging, scene=scene)
-        report = {
-            "seed": seed,
-            "method": method,
-            "case": case.describe(),
-            "prediction": expl.prediction,
-            **peak_report(expl.attribution, mask, lesion_centre_ras(case)),
-        }
-        write_json(out.staging / "demo.json", report)
-        progress(1.0, "done")
-        if bar is not None:
-            bar.close()
-        out.commit()
-    except BaseException:
-        if bar is not None:
-            bar.close()
-        out.abort()
-        raise
+
+    expl, report, written = explain_demo_case(
+        out_dir,
+        force=force,
+        title=f"cxr demo {method}",
+        write_inputs=write_inputs,
+        explain_case=explain_case,
+        summary={"seed": seed, "method": method, "case": case.describe()},
+        lesion=(mask, lesion_centre_ras(case)),
+        scene=scene,
+        progress=progress,
+    )
     lesion = case.lesion
     say(
         f"inserted {lesion.kind} in the {lesion.side}: radius {lesion.radius_px:.1f} px, density "
@@ -126,5 +115,5 @@ def run_cxr_demo(
         f"{method} peak lies {where} the inserted lesion: {report['distance_to_lesion_mm']:.1f} px from "
         f"it, {report['distance_to_lesion_centre_mm']:.1f} px from its centre (1 mm pixels)"
     )
-    say(f"wrote {out.target}")
+    say(f"wrote {written}")
     return report

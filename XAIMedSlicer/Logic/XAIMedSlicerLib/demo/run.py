@@ -58,6 +58,50 @@ def write_case(case: DemoCase, folder: Path) -> None:
     write_json(folder / "case.json", case.describe())
 
 
+def explain_demo_case(
+    out_dir,
+    *,
+    force: bool,
+    title: str,
+    write_inputs,
+    explain_case,
+    summary: dict,
+    lesion,
+    scene: bool,
+    progress,
+) -> tuple:
+    """Write a demo case's inputs, explain it and write every output plus ``demo.json``, all or nothing.
+
+    ``explain_case(progress)`` returns the Explanation; ``lesion = (mask Volume, centre RAS)`` gives the
+    peak report. Returns ``(explanation, report, the written folder)``. Shared by the 3D and the chest X-ray demos.
+    """
+    from ..export import write_explanation
+    from ..io.outputs import OutputDir
+
+    out = OutputDir(out_dir, force=force)
+    bar = None
+    try:
+        if progress is None:
+            bar, progress = _progress_bar(title)
+        progress(0.0, "making the case")
+        write_inputs(out.staging)
+        expl = explain_case(lambda f, m: progress(0.05 + 0.8 * f, m))
+        progress(0.85, "writing outputs")
+        write_explanation(expl, out.staging, scene=scene)
+        report = {**summary, "prediction": expl.prediction, **peak_report(expl.attribution, *lesion)}
+        write_json(out.staging / "demo.json", report)
+        progress(1.0, "done")
+        if bar is not None:
+            bar.close()
+        out.commit()
+    except BaseException:
+        if bar is not None:
+            bar.close()
+        out.abort()
+        raise
+    return expl, report, out.target
+
+
 def run_demo(
     out_dir: str | os.PathLike,
     seed: int | None = None,
@@ -72,21 +116,14 @@ def run_demo(
     """Make a lesion case (``seed``: a fresh one when None), explain the 'lesion' class, report and write."""
     from ..anatomy.table import format_table
     from ..explain import explain
-    from ..export import write_explanation
-    from ..io.outputs import OutputDir
 
     say = (lambda *_a: None) if quiet else (lambda *a: print(*a, flush=True))
     seed = fresh_seed() if seed is None else int(seed)
     say(f"demo case seed: {seed} (rerun it with --seed {seed})")
-    out = OutputDir(out_dir, force=force)
-    bar = None
-    try:
-        if progress is None:
-            bar, progress = _progress_bar(f"demo {method}")
-        progress(0.0, "making the case")
-        case = make_case(seed, lesion=True)
-        write_case(case, out.staging)
-        expl = explain(
+    case = make_case(seed, lesion=True)
+
+    def explain_case(report):
+        return explain(
             case.image,
             model,
             method,
@@ -94,27 +131,20 @@ def run_demo(
             labels=case.labels,
             label_names=case.label_names,
             seed=seed,
-            progress=lambda f, m: progress(0.05 + 0.8 * f, m),
+            progress=report,
         )
-        progress(0.85, "writing outputs")
-        write_explanation(expl, out.staging, scene=scene)
-        report = {
-            "seed": seed,
-            "method": method,
-            "case": case.describe(),
-            "prediction": expl.prediction,
-            **peak_report(expl.attribution, case.lesion_mask, case.centre_ras),
-        }
-        write_json(out.staging / "demo.json", report)
-        progress(1.0, "done")
-        if bar is not None:
-            bar.close()
-        out.commit()
-    except BaseException:
-        if bar is not None:
-            bar.close()
-        out.abort()
-        raise
+
+    expl, report, written = explain_demo_case(
+        out_dir,
+        force=force,
+        title=f"demo {method}",
+        write_inputs=lambda folder: write_case(case, folder),
+        explain_case=explain_case,
+        summary={"seed": seed, "method": method, "case": case.describe()},
+        lesion=(case.lesion_mask, case.centre_ras),
+        scene=scene,
+        progress=progress,
+    )
     lesion = case.lesion
     say(
         f"inserted lesion: {lesion.to_dict()['kind']}, contrast {lesion.contrast:+.2f}, semi-axes "
@@ -133,7 +163,7 @@ def run_demo(
         + f" lies {where} the inserted lesion: {report['distance_to_lesion_mm']:.1f} mm from the lesion, "
         f"{report['distance_to_lesion_centre_mm']:.1f} mm from its centre"
     )
-    say(f"wrote {out.target}")
+    say(f"wrote {written}")
     return report
 
 

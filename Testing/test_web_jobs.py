@@ -4,7 +4,10 @@ a point click on a crop of the real T1 with the real pretrained MeshNet."""
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +111,27 @@ def test_explain_runs_in_the_worker_and_shows_its_map_at_the_peak(demo_viewer):
         return True
 
     wait_until(overlay_at_centre, timeout=20)
+
+    # rules and words beside the map: the card's sentences are the job's explanation.txt, line by line,
+    # its decision and fired rules are rules.json's; report.html is served from a copy that outlives the job
+    from XAIMedSlicerLib.web.report_card import plain_sentence
+
+    href = page.locator("#xaimed-report-link").get_attribute("href")
+    assert href and href.endswith("/report.html"), href
+    url = urllib.parse.urljoin(page.url, href)
+    base = url.rsplit("/", 1)[0]
+    html = urllib.request.urlopen(url, timeout=10).read().decode("utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html")
+    lines = urllib.request.urlopen(base + "/explanation.txt", timeout=10).read().decode("utf-8").splitlines()
+    sentences = [t.strip() for t in page.locator("#xaimed-sentences .xaimed-sentence").all_text_contents()]
+    assert len(lines) >= 3 and sentences == [plain_sentence(line) for line in lines if line.strip()]
+    assert "%" in sentences[0]
+    rules = json.loads(urllib.request.urlopen(base + "/rules.json", timeout=10).read())
+    fired = [
+        t.strip().rstrip(":") for t in page.locator("#xaimed-rules .xaimed-rule-name").all_text_contents()
+    ]
+    assert fired == rules["fired"]
+    assert text_of(page, "xaimed-decision").startswith(f"decision: {rules['decision']['decision']}")
     page.locator(".v-expansion-panel-title", has_text="Inputs").click()  # show the result's panels
     page.wait_for_timeout(800)
     shot = REPO / "docs" / "web-viewer.png"
@@ -131,6 +155,24 @@ def test_cancel_stops_a_long_job_and_leaves_the_scene_as_it_was(demo_viewer):
     after = text_of(page, "xaimed-colorbar")
     assert after == before  # no new result was loaded
     assert process.poll() is None
+
+
+def test_misspelt_method_parameter_is_a_one_line_message_and_the_server_keeps_running(demo_viewer):
+    page, process, _case, _folder = demo_viewer
+    status = text_of(page, "xaimed-status")
+    choose(page, "xaimed-method", "smoothgrad")
+    page.locator("#xaimed-method_params").fill("sampels=5")
+    page.locator("#xaimed-chest_anatomy").check()  # bound to the request (a 3D scan with labels ignores it)
+    page.locator("#xaimed-explain").click()
+    message = wait_until(lambda: text_of(page, "xaimed-message"), timeout=120)
+    assert "has no parameter 'sampels'" in message and "samples" in message and "\n" not in message
+    wait_until(lambda: not _workers(process), timeout=20)
+    assert process.poll() is None and page.locator("#xaimed-explain").is_enabled()
+    assert text_of(page, "xaimed-status") == status  # nothing new was loaded
+    page.locator("#xaimed-method_params").fill("")
+    page.locator("#xaimed-chest_anatomy").uncheck()
+    page.locator("#xaimed-message .v-alert__close button, #xaimed-message button").first.click()
+    wait_until(lambda: text_of(page, "xaimed-message") == "", timeout=10)
 
 
 def test_closing_the_page_mid_job_leaves_the_server_working(demo_viewer):

@@ -20,6 +20,7 @@ from .annotate import WebAnnotation
 from .compare import CompareViews
 from .job import WebJob
 from .point import PointPicker, check_inside
+from .report_card import ROUTE, ReportKeeper, card_state, empty_state
 from .scene_link import LAYOUT, slicer_scene, view_geometry
 from .util import Reported, compact_legend, make_global, number, peak_ras, segmentations, target_text
 from .view_click import ViewClicks, label_at
@@ -57,7 +58,10 @@ class XAIViewer:
         self.request = ExplainRequest()
         self.scan_volume = None
         self.bundle = None
-        self.job = WebJob(self.session, self._on_progress)
+        self.reports = ReportKeeper()  # each result's report files, kept and served at /xaimed-reports
+        self.server.serve[ROUTE] = str(self.reports.root)
+        self._cards: dict[str, dict] = {}  # attribution node ID -> the card's state
+        self.job = WebJob(self.session, self._on_progress, self._keep_report)
         self._task: asyncio.Task | None = None
         self.picker = PointPicker(self.slicer_app, self._on_point)
         self.clicks = ViewClicks(self.slicer_app, self._on_view_click)
@@ -88,14 +92,11 @@ class XAIViewer:
         with self._reported():
             self._load_model()
             self._load_scan()
-            for path in results[:-1]:  # earlier results: for side by side
-                self.show_bundle(
-                    loading.load_result(self.ss, path, self.request.inputVolume, self.scan_volume)
-                )
-            if s.result_path:
-                self.show_bundle(
-                    loading.load_result(self.ss, s.result_path, self.request.inputVolume, self.scan_volume)
-                )
+            for path in [*results[:-1], *([s.result_path] if s.result_path else [])]:
+                # earlier results first (side by side), the last one shown; each with its rules and words
+                bundle = loading.load_result(self.ss, path, self.request.inputVolume, self.scan_volume)
+                self._keep_report(bundle.attribution_node, path)
+                self.show_bundle(bundle)
                 s.status = f"loaded {Path(s.result_path).name}"
 
     def load_from_page(self, scan="", model="", labels="", names="", result="") -> None:
@@ -120,6 +121,7 @@ class XAIViewer:
         self.results.clear()  # the results and the target point were of the previous scan
         self.picker.clear()
         s.results, s.compare_with, s.target_text, s.result_name, s.legend_css = [], None, "", "", ""
+        s.update(empty_state())
         self._show_scan()
 
     def _load_model(self) -> None:
@@ -167,6 +169,7 @@ class XAIViewer:
         self.state.selected_row = -1
         self.state.result_name = bundle.run_name
         self.state.target_text = target_text(bundle.attribution_node)
+        self.state.update(self._cards.get(bundle.attribution_node.GetID(), empty_state()))
         self.apply_display()
         center_slice_views(self.ss, peak_ras(bundle))
         self._render()
@@ -255,8 +258,13 @@ class XAIViewer:
             self._render()
 
     # ---- explain ------------------------------------------------------------------------------
-    def explain(self) -> None:
-        """Start Explain off the event loop (the worker process does the work)."""
+    def explain(self, method_params=None, chest_anatomy=None) -> None:
+        """Start Explain off the event loop (the worker process does the work); the page's parameter
+        field and chest switch travel with the click."""
+        if method_params is not None:
+            self.state.method_params = str(method_params)
+        if chest_anatomy is not None:
+            self.state.chest_anatomy = bool(chest_anatomy)
         if self.job.running:
             self.state.message = "an explanation is already running: wait for it or press Cancel"
             return
@@ -273,6 +281,7 @@ class XAIViewer:
                 if not s.model_path:
                     raise XAIError("no model loaded", "type the model's path and press Load")
                 p.method, p.validateMap = s.method, bool(s.validate)
+                p.methodParameters, p.chestAnatomy = str(s.method_params or ""), bool(s.chest_anatomy)
                 point = self.picker.ras() if s.point_mode else None
                 p.targetRegion, p.targetPoint = (
                     ("point", self.picker.node) if point is not None else ("predicted", None)
@@ -289,6 +298,11 @@ class XAIViewer:
         finally:
             with self.state:
                 s.running = False
+
+    def _keep_report(self, node, folder) -> None:
+        """Read a result folder's rules and words now and keep its files (a job's folder is removed)."""
+        contents, url, _kept = self.reports.keep(folder)
+        self._cards[node.GetID()] = card_state(contents, url)
 
     def _on_compare(self, compare_with=None, **_kwargs) -> None:
         """Side by side: the shown map (A) in the axial view, the chosen earlier result (B) beside it."""

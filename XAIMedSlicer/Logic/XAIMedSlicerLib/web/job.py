@@ -13,9 +13,12 @@ POLL_S = 0.2
 class WebJob:
     """Runs ``session.start_explain(request)`` and reports progress, the result or the failure."""
 
-    def __init__(self, session, on_progress: Callable[[int, str], None]) -> None:
+    def __init__(
+        self, session, on_progress: Callable[[int, str], None], on_folder: Callable | None = None
+    ) -> None:
         self.session = session
         self.on_progress = on_progress
+        self.on_folder = on_folder  # called with the output folder of a finished job, before it is removed
         self.job = None
 
     @property
@@ -37,8 +40,15 @@ class WebJob:
             if outcome.status == "cancelled":
                 return None
             if not outcome.ok:
-                raise XAIError(f"the explanation failed: {outcome.message}", "check the model and the scan")
-            return self.session.finish_job(self.job, outcome, request)
+                message = str(outcome.message or "").replace("\n", " ").strip()
+                if ". Fix: " in message:  # the worker's own one-line error (e.g. a misspelt parameter)
+                    problem, fix = message.split(". Fix: ", 1)
+                    raise XAIError(f"the explanation failed: {problem}", fix)
+                raise XAIError(f"the explanation failed: {message}", "check the model and the scan")
+            node = self.session.finish_job(self.job, outcome, request)
+            if self.on_folder is not None:
+                self.on_folder(node, outcome.out_dir)
+            return node
         finally:
             self.job.cleanup()
             self.job = None

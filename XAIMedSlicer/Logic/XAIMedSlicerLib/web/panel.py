@@ -36,6 +36,7 @@ LEGEND_STOPS = 11
 def initial_state(state) -> None:
     """Defaults of every state name the page uses."""
     from ..study.coding import CATEGORIES
+    from .report_card import empty_state
 
     state.update(
         {
@@ -52,6 +53,9 @@ def initial_state(state) -> None:
             "targets": ["predicted"],
             "target": "predicted",
             "validate": False,
+            "method_params": "",
+            "chest_anatomy": False,
+            **empty_state(),
             "point_mode": False,
             "point_text": "",
             "target_text": "",
@@ -172,6 +176,22 @@ def _explain(viewer, v3, html) -> None:
         id="xaimed-click",
         classes="text-caption",
     )
+    v3.VTextField(
+        v_model=("method_params",),
+        label="Method parameters (KEY=VALUE …)",
+        placeholder="samples=25 seed=1",
+        id="xaimed-method_params",
+        density="compact",
+        hide_details=True,
+        classes="mb-1",
+    )
+    v3.VSwitch(
+        v_model=("chest_anatomy",),
+        label="Chest anatomy (radiograph)",
+        id="xaimed-chest_anatomy",
+        density="compact",
+        hide_details=True,
+    )
     v3.VSwitch(
         v_model=("validate",),
         label="Check the map (randomisation, deletion; slower)",
@@ -182,7 +202,7 @@ def _explain(viewer, v3, html) -> None:
     with html.Div(classes="d-flex"):
         v3.VBtn(
             "Explain",
-            click=viewer.explain,
+            click=(viewer.explain, "[method_params, chest_anatomy]"),
             id="xaimed-explain",
             color="primary",
             disabled=("running || !scan_loaded",),
@@ -193,6 +213,44 @@ def _explain(viewer, v3, html) -> None:
     html.Div("{{ stage }} {{ running ? progress + '%' : '' }}", id="xaimed-stage", classes="text-caption")
     html.Div("{{ status }}", id="xaimed-status", classes="text-caption")
     html.Div("{{ target_text }}", id="xaimed-target-info", classes="text-caption")
+
+
+def _report(v3, html) -> None:
+    """The shown result's hybrid decision, fired rules and sentences (explanation.txt), report link."""
+    html.Div("No result with rules and words yet.", v_if="!report_shown", classes="text-caption")
+    with v3.VCard(v_if="report_shown", id="xaimed-report", variant="tonal", classes="pa-2"):
+        html.Div("{{ report_decision }}", id="xaimed-decision", classes="text-subtitle-2 mb-1")
+        with html.Div(id="xaimed-rules"):
+            with html.Div(v_for="(r, i) in report_rules", key="i", classes="xaimed-rule text-caption mb-1"):
+                v3.VChip(
+                    "{{ r.severity }}",
+                    size="x-small",
+                    label=True,
+                    color=("r.severity === 'info' ? 'info' : 'warning'",),
+                    classes="mr-1 xaimed-rule-severity",
+                )
+                html.B("{{ r.name }}:", classes="xaimed-rule-name")
+                html.Span("{{ r.message }}", classes="xaimed-rule-message")
+        with html.Div(id="xaimed-sentences", classes="mt-1"):
+            with html.P(
+                v_for="(s, i) in report_sentences", key="i", classes="xaimed-sentence text-body-2 mb-1"
+            ):
+                html.Span(
+                    "{{ part.t }}",
+                    v_for="(part, j) in s",
+                    key="j",
+                    style=("part.em ? 'font-style: italic' : ''",),
+                )
+        html.Div("{{ p }}", v_for="(p, i) in report_problems", key="i", classes="text-caption text-warning")
+        v3.VBtn(
+            "Open report",
+            v_if="report_url",
+            href=("report_url",),
+            target="_blank",
+            id="xaimed-report-link",
+            size="small",
+            classes="mt-1",
+        )
 
 
 def _display(v3, html) -> None:
@@ -302,10 +360,11 @@ def build_ui(viewer) -> None:
                 click_close="message = ''",
                 classes="mb-2",
             )
-            with v3.VExpansionPanels(multiple=True, model_value=([0, 1, 2, 3, 4],)):
+            with v3.VExpansionPanels(multiple=True, model_value=([0, 1, 2, 3, 4, 5],)):
                 for title, fill in (
                     ("Inputs", lambda: _inputs(viewer, v3)),
                     ("Explain", lambda: _explain(viewer, v3, html)),
+                    ("Rules and words", lambda: _report(v3, html)),
                     ("Display", lambda: _display(v3, html)),
                     ("Structures", lambda: _structures(viewer, v3, html)),
                     ("Annotate a disagreement", lambda: _annotate(viewer, v3, html)),

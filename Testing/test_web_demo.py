@@ -10,6 +10,8 @@ from test_web_support import (
     browser_page,
     coloured,
     geometry,
+    glyph_overlap,
+    letter_glyph,
     ras_to_pixel,
     text_of,
     view_image,
@@ -47,3 +49,45 @@ def test_demo_view_serves_the_demo_case_with_its_map(tmp_path):
         assert names and names <= {"grey matter", "white matter", "csf"}
         assert process.poll() is None
         assert np.isfinite(report["peak_value"])
+        _rules_and_words(page, out)
+        _letters_and_caption(page, report)
+
+
+def _rules_and_words(page, out):
+    """``--result DIR``: the card's sentences are the folder's explanation.txt, line by line."""
+    from XAIMedSlicerLib.web.report_card import plain_sentence
+
+    lines = (out / "explanation.txt").read_text(encoding="utf-8").splitlines()
+    sentences = [t.strip() for t in page.locator("#xaimed-sentences .xaimed-sentence").all_text_contents()]
+    assert len(lines) >= 3 and sentences == [plain_sentence(line) for line in lines if line.strip()]
+    decision = json.loads((out / "rules.json").read_text())["decision"]["decision"]
+    assert text_of(page, "xaimed-decision").startswith(f"decision: {decision}")
+
+
+def _letters_and_caption(page, report):
+    """Each slice view shows orientation letters from its SliceToRAS and a caption naming the method."""
+    from XAIMedSlicerLib.scene.figure import METHOD_NAMES
+
+    g = geometry(page)
+    for tag in ("Red", "Green", "Yellow"):
+        x_axis = np.asarray(g[tag]["xy_to_ras"]).reshape(4, 4)[:3, 0]
+        # the letter at the right edge names the patient direction of screen x, the left one its opposite
+        dominant = int(np.argmax(np.abs(x_axis)))
+        positive = "RAS"[dominant]
+        negative = "LPI"[dominant]
+        right, left = (positive, negative) if x_axis[dominant] > 0 else (negative, positive)
+        assert g[tag]["letters"]["right"] == right and g[tag]["letters"]["left"] == left, (tag, g[tag])
+        caption = g[tag]["caption"]
+        assert METHOD_NAMES[report["method"]] in caption and "prediction: " in caption, caption
+    # RAS display convention on the axial view: patient right on the screen's left
+    assert g["Red"]["letters"] == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    assert g["Green"]["letters"]["left"] == "R"
+
+    # the pixels: the same letter looks the same in two views, R and L look different
+    def glyphs():
+        red, green = view_image(page, "Red"), view_image(page, "Green")
+        return letter_glyph(red, "left"), letter_glyph(red, "right"), letter_glyph(green, "left")
+
+    red_r, red_l, green_r = wait_until(glyphs, timeout=20)
+    same, different = glyph_overlap(red_r, green_r), glyph_overlap(red_r, red_l)
+    assert same > 0.9 and different < 0.6, (same, different)

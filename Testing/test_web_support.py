@@ -262,6 +262,26 @@ def ras_to_pixel(page_geometry: dict, tag: str, ras) -> tuple[float, float, floa
     return float(x), float(view["size"][1] - 1 - y), float(z * spacing)
 
 
+def letter_glyph(pixels: np.ndarray, edge: str, band: int = 48) -> np.ndarray:
+    """The orientation letter drawn at the middle of a view's left or right edge: the mask of its pure
+    yellow pixels (the letters' colour, on their black box), cropped to its bounding box."""
+    h, w, _ = pixels.shape
+    rows = slice(h // 2 - band, h // 2 + band)
+    strip = pixels[rows, :band] if edge == "left" else pixels[rows, w - band :]
+    mask = (strip[..., 0] > 120) & (strip[..., 1] > 120) & (strip[..., 2] < 40)
+    assert mask.sum() >= 10, f"no letter drawn at the {edge} edge"
+    r, c = np.nonzero(mask)
+    return mask[r.min() : r.max() + 1, c.min() : c.max() + 1]
+
+
+def glyph_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two glyph masks, top-left aligned."""
+    h, w = max(a.shape[0], b.shape[0]), max(a.shape[1], b.shape[1])
+    pa, pb = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    pa[: a.shape[0], : a.shape[1]], pb[: b.shape[0], : b.shape[1]] = a, b
+    return float((pa & pb).sum() / max(1, (pa | pb).sum()))
+
+
 def coloured(pixels: np.ndarray) -> np.ndarray:
     """Mask of the overlay's pixels (colour, where the scan is grey)."""
     return (pixels.max(axis=-1) - pixels.min(axis=-1)) > COLOURED

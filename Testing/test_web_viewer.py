@@ -55,9 +55,11 @@ def _switch(page, element_id: str, on: bool) -> None:
 
 
 def _plain(page) -> None:
-    """Outlines and in-view legends off: every coloured pixel left is the overlay."""
+    """Outlines, in-view legends, orientation letters and captions off: every coloured pixel left is the
+    overlay."""
     _switch(page, "xaimed-outlines", False)
     _switch(page, "xaimed-legend", False)
+    _switch(page, "xaimed-view_text", False)
 
 
 def _click_row(page, name: str) -> None:

@@ -23,6 +23,7 @@ from .point import PointPicker, check_inside
 from .report_card import ROUTE, ReportKeeper, card_state, empty_state
 from .scene_link import LAYOUT, slicer_scene, view_geometry
 from .util import Reported, compact_legend, make_global, number, peak_ras, segmentations, target_text
+from .view_annotations import ViewAnnotations, prediction_of
 from .view_click import ViewClicks, label_at
 
 GEOMETRY_POLL_S = 0.5
@@ -53,6 +54,7 @@ class XAIViewer:
         self.ss = slicer_scene(self.slicer_app)
         self.compare = CompareViews(self.slicer_app, self.layout_manager, self.ss)
         self.results: dict[str, object] = {}  # run name -> SceneBundle, for side by side
+        self.annotations = ViewAnnotations(self.slicer_app)  # orientation letters and caption in each view
         make_global(self.ss)
         self.session = ExplainSession(self.ss)
         self.request = ExplainRequest()
@@ -61,6 +63,7 @@ class XAIViewer:
         self.reports = ReportKeeper()  # each result's report files, kept and served at /xaimed-reports
         self.server.serve[ROUTE] = str(self.reports.root)
         self._cards: dict[str, dict] = {}  # attribution node ID -> the card's state
+        self._predictions: dict[str, dict] = {}  # attribution node ID -> prediction (for the caption)
         self.job = WebJob(self.session, self._on_progress, self._keep_report)
         self._task: asyncio.Task | None = None
         self.picker = PointPicker(self.slicer_app, self._on_point)
@@ -71,6 +74,7 @@ class XAIViewer:
         panel.build_ui(self)
         self.state.change(*panel.DISPLAY_KEYS)(self._on_display_change)
         self.state.change("point_mode")(self._on_point_mode)
+        self.state.change("view_text")(self._on_view_text)
         self.state.change("compare_with")(self._on_compare)
         self.state.change("painting")(self._on_painting)
         self.ctrl.on_server_ready.add(self._on_ready)
@@ -122,6 +126,7 @@ class XAIViewer:
         self.picker.clear()
         s.results, s.compare_with, s.target_text, s.result_name, s.legend_css = [], None, "", "", ""
         s.update(empty_state())
+        self.annotations.set_caption(None)
         self._show_scan()
 
     def _load_model(self) -> None:
@@ -170,6 +175,9 @@ class XAIViewer:
         self.state.result_name = bundle.run_name
         self.state.target_text = target_text(bundle.attribution_node)
         self.state.update(self._cards.get(bundle.attribution_node.GetID(), empty_state()))
+        self.annotations.set_caption(
+            bundle.attribution_node, self._predictions.get(bundle.attribution_node.GetID())
+        )
         self.apply_display()
         center_slice_views(self.ss, peak_ras(bundle))
         self._render()
@@ -303,6 +311,7 @@ class XAIViewer:
         """Read a result folder's rules and words now and keep its files (a job's folder is removed)."""
         contents, url, _kept = self.reports.keep(folder)
         self._cards[node.GetID()] = card_state(contents, url)
+        self._predictions[node.GetID()] = prediction_of(contents.rules)
 
     def _on_compare(self, compare_with=None, **_kwargs) -> None:
         """Side by side: the shown map (A) in the axial view, the chosen earlier result (B) beside it."""
@@ -344,6 +353,10 @@ class XAIViewer:
                 f": {metrics}" if metrics else ""
             )
             s.painting = False
+
+    def _on_view_text(self, view_text=True, **_kwargs) -> None:
+        self.annotations.set_visible(bool(view_text))
+        self._render()
 
     def _on_point_mode(self, point_mode=False, **_kwargs) -> None:
         with self._reported():
@@ -392,8 +405,13 @@ class XAIViewer:
         last = None
         while True:
             self.compare.sync()
-            text = json.dumps(view_geometry(self.ss, self.compare.geometry_views()), sort_keys=True)
-            if text != last:  # a view was resized or moved: push fresh frames to the page
+            drawn = self.annotations.update()
+            views = view_geometry(self.ss, self.compare.geometry_views())
+            for tag, texts in self.annotations.texts().items():
+                if tag in views:
+                    views[tag].update(texts)
+            text = json.dumps(views, sort_keys=True)
+            if text != last or drawn:  # a view was resized or moved: push fresh frames to the page
                 with self.state:
                     self.state.views = text
                 last = text

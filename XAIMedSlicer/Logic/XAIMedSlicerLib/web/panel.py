@@ -73,6 +73,7 @@ def initial_state(state) -> None:
             "only_inside": False,
             "outlines": True,
             "legend": True,
+            "view_text": True,
             "render3d": False,
             "legend_css": "",
             "legend_min": "",
@@ -282,6 +283,7 @@ def _display(v3, html) -> None:
         ("only_inside", "Only inside the selected structure"),
         ("outlines", "Segment outlines"),
         ("legend", "Colour legend in the views"),
+        ("view_text", "Orientation letters and caption in the views"),
         ("render3d", "Map in 3D (volume rendering)"),
     ):
         v3.VSwitch(v_model=(key,), label=label, id=f"xaimed-{key}", density="compact", hide_details=True)

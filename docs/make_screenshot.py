@@ -59,8 +59,8 @@ def main() -> None:
         create_scene,
         read_color_table,
         render_3d,
-        render_views,
     )
+    from XAIMedSlicerLib.scene.figure import render_figures
     from XAIMedSlicerLib.worker import load_explanation, load_labels
 
     model = args.data / "models/meshnet/model18cls"
@@ -86,13 +86,15 @@ def main() -> None:
             "label_names": {str(k): v for k, v in names.items()},
         }
         explanation = load_explanation(run(fields, tmp).out_dir, image_path)
+        (tmp / "views").mkdir()
         ss = create_scene()
         scan_node = add_volume(ss, image, "T1")
         colors = {label: rgb for label, (_name, rgb) in read_color_table(model / "colormap.json").items()}
         bundle = build_scene(explanation, ss=ss, image_node=scan_node, colors=colors)
-        views = render_views(bundle, tmp / "views", opacity=0.55, size=420)
+        # the annotated figures: colour bar with units, orientation letters, caption, top outlines only
+        views = render_figures(bundle, explanation, tmp / "views", opacity=0.55)
         three_d = render_3d(bundle, tmp / "3d.png", size=(420, 420))
-        tiles = [Image.open(views[v]).convert("RGB") for v in ("axial", "coronal", "sagittal")]
+        tiles = [Image.open(views[v].path).convert("RGB") for v in ("axial", "coronal", "sagittal")]
         tiles.append(Image.open(three_d).convert("RGB"))
         side = 420
         sheet = Image.new("RGB", (2 * side, 2 * side + 28), (18, 20, 28))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -51,6 +54,22 @@ def test_demo_view_serves_the_demo_case_with_its_map(tmp_path):
         assert np.isfinite(report["peak_value"])
         _rules_and_words(page, out)
         _letters_and_caption(page, report)
+    # the URL line is not drowned in VTK's start-up warnings
+    log = (Path(os.environ.get("TMPDIR", "/tmp")) / f"xaimed-view-{urlparse(url).port}.log").read_text()
+    served = log[log.index("xaimed view: serving on http") :]
+    assert "vtkObject.cxx" not in served and "Warning: In" not in served and "WARN|" not in served, served
+
+
+def test_demo_cxr_view_serves_the_radiograph_with_its_rules_and_words(tmp_path):
+    out = tmp_path / "cxr"
+    args = ["--cxr", "--out", str(out), "--seed", str(SEED), "--view"]
+    with viewer_server(*args, subcommand="demo", timeout=300) as (url, process), browser_page(url) as page:
+        wait_until(lambda: text_of(page, "xaimed-status") == "loaded cxr", timeout=60)
+        assert text_of(page, "xaimed-message") == ""
+        assert (out / "image.nrrd").is_file() and not (out / "image.nii.gz").exists()
+        assert page.locator("#xaimed-structures tbody tr").count() > 0  # the chest anatomy of the result
+        _rules_and_words(page, out)
+        assert process.poll() is None
 
 
 def _rules_and_words(page, out):

@@ -25,12 +25,26 @@ def add_view_arguments(parser: argparse.ArgumentParser, *, inputs: bool = True) 
     parser.add_argument("--encoder", default="png", help="view image encoding: png (exact) or turbo-jpeg")
 
 
+def quiet_vtk() -> None:
+    """Keep VTK's start-up warnings (interactor resize events, Slicer's colour files) off the terminal, so
+    the URL line stands out; ``XAIMED_VTK_WARNINGS=1`` keeps them."""
+    import os
+
+    if os.environ.get("XAIMED_VTK_WARNINGS") == "1":
+        return
+    import vtk
+
+    vtk.vtkObject.GlobalWarningDisplayOff()
+    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_OFF)
+
+
 def serve(
     args: argparse.Namespace, *, image=None, model=None, labels=None, label_names=None, result=None
 ) -> int:
     """Build the viewer, load the inputs (errors show in the page) and serve until stopped."""
     from .web import XAIViewer
 
+    quiet_vtk()
     viewer = XAIViewer(encoder=args.encoder)
     viewer.load(image=image, model=model, labels=labels, label_names=label_names, result=result)
     viewer.state.study_path = getattr(args, "study", None) or ""
@@ -52,12 +66,17 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 
 def view_demo(args: argparse.Namespace) -> int:
-    """``xaimed demo --view``: the viewer on the demo case just written (scan, tissue labels, result)."""
+    """``xaimed demo --view``: the viewer on the demo case just written (scan, tissue labels, result);
+    ``--cxr``: the radiograph (``image.nrrd``), the 2D classifier and the result with its chest anatomy."""
     from pathlib import Path
 
+    out = Path(args.out)
+    if getattr(args, "cxr", False):
+        from .demo.cxr_model import CARD_PATH as CXR_CARD
+
+        return serve(args, image=out / "image.nrrd", model=CXR_CARD, labels="", label_names="", result=out)
     from .demo.model import CARD_PATH
 
-    out = Path(args.out)
     return serve(
         args,
         image=out / "image.nii.gz",

@@ -103,6 +103,12 @@ class ViewAnnotations:
             if node is None or not hasattr(node, "GetSliceToRAS"):
                 continue
             texts = {**view_letters(node), "caption": "\n".join(self.caption)}
+            # the top letter sits just below the caption (whose box may reach the middle of the view)
+            height = max(int(node.GetDimensions()[1]), 1)
+            below = 1.0 - (len(self.caption) * CAPTION_PX * 1.4 + 4.0) / height if self.caption else 0.99
+            if abs(actors["top"].GetPosition()[1] - below) > 1e-6:
+                actors["top"].SetPosition(0.5, below)
+                changed = True
             for place, text in texts.items():
                 if (actors[place].GetInput() or "") != text:
                     actors[place].SetInput(text)

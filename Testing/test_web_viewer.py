@@ -322,7 +322,7 @@ def test_side_by_side_maps_share_the_slice_position(viewer):
     wait_until(lambda: page.locator("img").count() == 4 and "Compare" not in geometry(page), timeout=30)
 
 
-def test_painted_disagreement_is_saved_in_the_study_with_exact_geometry(viewer, tmp_path):
+def test_painted_disagreement_is_saved_in_the_study_with_exact_geometry(viewer, tmp_path, shared_data):
     from test_web_support import choose, text_of
     from XAIMedSlicerLib.io.volumes import read_volume
     from XAIMedSlicerLib.study.store import CaseSpec, Study
@@ -390,3 +390,25 @@ def test_painted_disagreement_is_saved_in_the_study_with_exact_geometry(viewer, 
     for key in ("missed_share", "dice_missed"):
         if row.get(key) is not None:
             assert f"{key} {row[key]:.3f}" in shown
+
+    # Export DICOM SEG from the page: a SEG with the coded segment; a second export never overwrites it
+    import pydicom
+
+    from XAIMedSlicerLib.study.coding import category
+
+    out = tmp_path / "disagreement.dcm"
+    page.locator("#xaimed-seg_series").fill(str(shared_data("dicom/ct_abdomen_series")))
+    page.locator("#xaimed-seg_out").fill(str(out))
+    page.locator("#xaimed-export-seg").click()
+    wait_until(
+        lambda: text_of(page, "xaimed-annotation").startswith("DICOM SEG") or text_of(page, "xaimed-message")
+    )
+    assert text_of(page, "xaimed-message") == ""
+    ds = pydicom.dcmread(out)
+    assert ds.Modality == "SEG"
+    codes = [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in ds.SegmentSequence]
+    assert codes == [category("missed").code.value]
+    written = out.read_bytes()
+    page.locator("#xaimed-export-seg").click()
+    wait_until(lambda: "already exists" in text_of(page, "xaimed-message"), timeout=20)
+    assert out.read_bytes() == written

@@ -4,6 +4,8 @@ Slicer module and ``xaimed study annotate`` use (``slicerlogic.annotation``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import XAIError
 
 SEGMENT_NAME = "disagreement"
@@ -15,6 +17,7 @@ class WebAnnotation:
     def __init__(self, slicer_app) -> None:
         self.slicer_app = slicer_app
         self.node = None
+        self.saved_id: int | None = None  # the last annotation saved from the page (for DICOM SEG)
 
     def start(self, scan_node, diameter_mm: float) -> None:
         """A fresh region on ``scan_node`` and the paint effect on (each drag in a view paints)."""
@@ -61,7 +64,7 @@ class WebAnnotation:
             raise XAIError("no map shown to annotate", "load or explain a map first")
         db = open_study(str(study).strip())
         try:
-            return save_disagreement(
+            saved = save_disagreement(
                 db,
                 case_id=str(case_id).strip(),
                 reference=scan_volume,
@@ -72,5 +75,22 @@ class WebAnnotation:
                 method=method,
                 attribution=attribution,
             )
+            self.saved_id = saved.annotation_id
+            return saved
+        finally:
+            db.close()
+
+    def export_seg(self, study, series, out) -> Path:
+        """The last saved annotation as DICOM SEG on the scan's DICOM series (never over an existing file)."""
+        from ..slicerlogic.annotation import export_seg, open_study
+
+        if self.saved_id is None:
+            raise XAIError("no annotation saved yet", "paint a region and press Save annotation first")
+        for value, what in ((study, "study database"), (series, "DICOM series folder"), (out, "SEG file")):
+            if not str(value or "").strip():
+                raise XAIError(f"no {what} given", f"type the {what}'s path")
+        db = open_study(str(study).strip())
+        try:
+            return export_seg(db, self.saved_id, str(series).strip(), Path(str(out).strip()).expanduser())
         finally:
             db.close()

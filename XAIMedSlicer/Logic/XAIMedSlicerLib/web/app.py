@@ -358,6 +358,14 @@ class XAIViewer:
         self.annotations.set_visible(bool(view_text))
         self._render()
 
+    def export_seg(self, study="", series="", out="") -> None:
+        """Export DICOM SEG: the last saved annotation on the scan's DICOM series, to a new file."""
+        s = self.state
+        s.update({"study_path": study, "seg_series": series, "seg_out": out})
+        with self._reported():
+            path = self.annotation.export_seg(s.study_path, s.seg_series, s.seg_out)
+            s.annotation_text = f"DICOM SEG written: {path}"
+
     def _on_point_mode(self, point_mode=False, **_kwargs) -> None:
         with self._reported():
             if point_mode:

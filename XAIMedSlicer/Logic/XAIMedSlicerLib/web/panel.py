@@ -91,6 +91,8 @@ def initial_state(state) -> None:
             "brush_mm": 6.0,
             "painting": False,
             "annotation_text": "",
+            "seg_series": "",
+            "seg_out": "",
             "compare_with": None,
         }
     )
@@ -338,6 +340,18 @@ def _annotate(viewer, v3, html) -> None:
         click=(viewer.save_annotation, "[study_path, case_id, code, reader, note]"),
         id="xaimed-save-annotation",
         block=True,
+    )
+    for key, label in (
+        ("seg_series", "DICOM series of the scan (for DICOM SEG)"),
+        ("seg_out", "DICOM SEG file"),
+    ):
+        v3.VTextField(v_model=(key,), label=label, id=f"xaimed-{key}", density="compact", hide_details=True)
+    v3.VBtn(
+        "Export DICOM SEG",
+        click=(viewer.export_seg, "[study_path, seg_series, seg_out]"),
+        id="xaimed-export-seg",
+        block=True,
+        classes="mt-1",
     )
     html.Div("{{ annotation_text }}", id="xaimed-annotation", classes="text-caption")
 

@@ -250,3 +250,15 @@ def test_bad_input_is_one_line_and_touches_nothing(cohort, tmp_path, capsys):
     with pytest.raises(XAIError, match="cannot reach the Dask scheduler"):
         run_cohort(cohort / "cases.csv", METHODS, tmp_path / "o", scheduler="tcp://127.0.0.1:1")
     assert not (tmp_path / "o").exists()  # nothing was computed: no folder left behind
+
+
+def test_an_unprefixed_parameter_goes_to_the_methods_that_declare_it():
+    """``--param steps=8`` with Grad-CAM and IG reaches IG only; a name no method declares is an error."""
+    from XAIMedSlicerLib.cohort_cli import method_params
+
+    assert method_params(["gradcam", "ig"], ["steps=8", "gradcam.layer=features"]) == {
+        "ig": {"steps": 8},
+        "gradcam": {"layer": "features"},
+    }
+    with pytest.raises(XAIError, match="none of the methods gradcam, ig has a parameter 'stepz'"):
+        method_params(["gradcam", "ig"], ["stepz=8"])

@@ -12,8 +12,9 @@ SHOWN = ("predicted_class", "target_probability", "seconds", "pointing_game", "d
 
 
 def method_params(methods: list[str], items: list[str]) -> dict[str, dict]:
-    """``METHOD.KEY=VALUE`` (one method) or ``KEY=VALUE`` (every method) as typed parameters per method."""
+    """``METHOD.KEY=VALUE`` (one method) or ``KEY=VALUE`` (every method that declares KEY), typed."""
     from .cli import method_params as parse
+    from .methods import get_method
 
     per_method: dict[str, list[str]] = {m: [] for m in methods}
     for item in items:
@@ -25,9 +26,15 @@ def method_params(methods: list[str], items: list[str]) -> dict[str, dict]:
             if method not in per_method:
                 raise XAIError(f"--param {item} names a method not in --methods", "add it to --methods")
             per_method[method].append(item[len(method) + 1 :])
-        else:
-            for values in per_method.values():
-                values.append(item)
+        else:  # every method that declares the parameter (a misspelt name is still an error)
+            takers = [m for m in per_method if get_method(m).accepts(name)]
+            if not takers:
+                raise XAIError(
+                    f"none of the methods {', '.join(methods)} has a parameter '{name}'",
+                    "check the name with `xaimed methods NAME`",
+                )
+            for m in takers:
+                per_method[m].append(item)
     return {m: parse(m, values) for m, values in per_method.items() if values}
 
 

@@ -119,7 +119,10 @@ def _with_checks(expl, loaded, args: argparse.Namespace, update):
     where = SimpleNamespace(region=args.region, region_mask=args.mask, box=args.box, point=args.point)
     image = expl.image
     x, target = rebuild_input_and_target(where, image, loaded, expl.target)
-    params = {k: v for k, v in expl.provenance["method"]["params"].items() if k in ("layer", "seed", "steps")}
+    from .methods import get_method
+
+    declared = get_method(args.method).params.names()  # the map's own parameters, as recorded
+    params = {k: v for k, v in expl.provenance["method"]["params"].items() if k in declared}
     update(0.9, "checking the map (randomisation, deletion)")
     validation = validate_explanation(loaded.network, x, target, args.method, params)
     return replace(expl, provenance={**expl.provenance, "validation": validation})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 ROUTE = "xaimed-reports"  # URL prefix of the kept reports
@@ -76,6 +77,8 @@ class ReportKeeper:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="xaimed-view-reports-"))
         self.count = 0
+        if root is None:  # our own temporary folder: removed when the viewer goes (or the server exits)
+            weakref.finalize(self, shutil.rmtree, str(self.root), True)
 
     def keep(self, folder) -> tuple[object, str, Path | None]:
         """(ReportContents, URL of the kept report.html or "", kept folder or None) of ``folder``."""
